@@ -1,0 +1,5 @@
+"""python -m ozkernels."""
+
+from .app import main
+
+main()

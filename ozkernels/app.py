@@ -1,0 +1,443 @@
+"""The `ozkernels` command: sync, list, add, remove, check and demo, as JupyterApp subcommands."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+from jupyter_core.application import JupyterApp, base_aliases, base_flags
+from jupyter_core.paths import SYSTEM_JUPYTER_PATH, jupyter_data_dir, jupyter_path
+from traitlets import Bool, Float, List, Unicode, default
+
+from . import __version__
+from .discovery import Discovery
+from .errors import NotFoundError, OzkernelsError
+from .registry import Registry
+from .sources import Context
+from .sources.conda import CondaSource
+from .sources.modules import ModuleSource
+from .sources.venvs import VenvSource
+from .store import KernelStore, SpecFile
+from .sync import Plan, Syncer
+
+CONFIGURABLES = [Discovery, ModuleSource, VenvSource, CondaSource, Syncer]
+
+target_flags: dict[str, Any] = {
+    "user": ({"OzkernelsCommand": {"target": "user"}},
+             "Use the user's kernels dir (JUPYTER_DATA_DIR or ~/.local/share/jupyter; default)."),
+    "sys-prefix": ({"OzkernelsCommand": {"target": "sys-prefix"}},
+                   f"Use {sys.prefix}/share/jupyter/kernels (this Python's environment)."),
+    "system": ({"OzkernelsCommand": {"target": "system"}},
+               "Site-wide: module Pythons and site-configured envs, in "
+               f"{SYSTEM_JUPYTER_PATH[0]}/kernels (or --prefix)."),
+    "json": ({"OzkernelsCommand": {"json": True}}, "Print JSON for scripts instead of a table."),
+    "debug": base_flags["debug"],
+}
+target_aliases: dict[str, Any] = {
+    "prefix": "OzkernelsCommand.prefix",
+    "config": base_aliases.get("config", "JupyterApp.config_file"),
+    "log-level": "Application.log_level",
+}
+
+
+def shorten(path: str) -> str:
+    """A path with $HOME shown as ~."""
+    home = os.path.expanduser("~")
+    return "~" + path[len(home):] if home != "/" and path.startswith(home + "/") else path
+
+
+def table(rows: list[list[str]], headers: list[str]) -> str:
+    """A plain text table with left-aligned columns."""
+    widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows)]
+    lines = ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip()
+             for r in [headers, *rows]]
+    return "\n".join(lines)
+
+
+class OzkernelsCommand(JupyterApp):
+    """Shared options and plumbing of every subcommand."""
+
+    name = "jupyter-ozkernels"
+    version = __version__
+    flags = target_flags
+    aliases = target_aliases
+    classes = CONFIGURABLES
+
+    json = Bool(False, help="Print JSON for scripts instead of a table.").tag(config=True)
+    target = Unicode(
+        "user", help="Which kernels dir: 'user', 'sys-prefix' or 'system' (site-wide)."
+    ).tag(config=True)
+    prefix = Unicode(
+        "", help="Write kernels into PREFIX/share/jupyter/kernels (e.g. a site kernels tree "
+        "that is on JUPYTER_PATH); with --system it is the site prefix.",
+    ).tag(config=True)
+
+    @default("log_level")
+    def _default_log_level(self):
+        return "WARN"
+
+    @default("log_format")
+    def _default_log_format(self):
+        return "ozkernels: %(message)s"
+
+    @property
+    def site(self) -> bool:
+        """Whether this run manages site-wide kernels."""
+        return self.target == "system"
+
+    def kernels_dir(self) -> str:
+        """The kernels dir this run manages."""
+        if self.prefix:
+            return os.path.abspath(os.path.join(self.prefix, "share", "jupyter", "kernels"))
+        if self.target == "sys-prefix":
+            return os.path.join(sys.prefix, "share", "jupyter", "kernels")
+        if self.site:
+            return os.path.join(SYSTEM_JUPYTER_PATH[0], "kernels")
+        return os.path.join(jupyter_data_dir(), "kernels")
+
+    def store(self) -> KernelStore:
+        """The managed kernels dir."""
+        return KernelStore(self.kernels_dir(), site=self.site)
+
+    def other_specs(self) -> list[SpecFile]:
+        """Specs in every other kernels dir on the Jupyter path."""
+        mine = os.path.realpath(self.kernels_dir())
+        found: list[SpecFile] = []
+        for d in jupyter_path("kernels"):
+            if os.path.realpath(d) != mine:
+                found += KernelStore(d).scan().values()
+        return found
+
+    def discovery(self) -> Discovery:
+        """Discovery configured from this app's config (site runs ignore the user's envs)."""
+        discovery = Discovery(parent=self)
+        if self.site:
+            discovery.registry_path = os.path.join(self.kernels_dir(), ".ozkernels-site.json")
+        return discovery
+
+    def plan(self, discovery: Discovery, context: Context, store: KernelStore) -> Plan:
+        """Discover and plan against one kernels dir."""
+        envs = discovery.environments(context)
+        return Syncer(parent=self).plan(envs, store, context.modules, others=self.other_specs())
+
+    def emit(self, data: Any, text: str) -> None:
+        """Print JSON or text, as asked."""
+        print(json.dumps(data, indent=1) if self.json else text)
+
+    def fail(self, message: str, code: int = 1) -> None:
+        """One clear line on stderr and a non-zero exit."""
+        print(f"ozkernels: error: {message}", file=sys.stderr)
+        self.exit(code)
+
+    def start(self) -> None:
+        """Run the command, turning ozkernels' errors into one line."""
+        try:
+            self.run()
+        except OzkernelsError as e:
+            self.fail(str(e))
+        except PermissionError as e:
+            hint = " (site kernels need root; or use --prefix)" if self.site else ""
+            self.fail(f"permission denied: {e.filename}{hint}")
+
+    def run(self) -> None:
+        """The command's work."""
+        raise NotImplementedError
+
+    def notes(self, plan: Plan) -> None:
+        """Print the plan's notes (e.g. Lmod missing) once, on stderr."""
+        if not self.json:
+            for note in plan.notes:
+                print(f"ozkernels: {note}", file=sys.stderr)
+
+
+def record_active_modules(registry: Registry, envs_by_prefix: dict[str, Any]) -> str:
+    """Record LOADEDMODULES for the env this command runs in; return a note or ''."""
+    active = os.environ.get("VIRTUAL_ENV") or os.environ.get("CONDA_PREFIX") or ""
+    loaded = [m for m in os.environ.get("LOADEDMODULES", "").split(":") if m]
+    if not active or not loaded:
+        return ""
+    prefix = os.path.realpath(active)
+    if prefix not in envs_by_prefix:
+        return ""
+    record = registry.get(prefix)
+    if record and record.modules == loaded:
+        return ""
+    registry.update(prefix, modules=loaded)
+    return f"recorded modules for {shorten(prefix)}: {' '.join(loaded)}"
+
+
+class SyncApp(OzkernelsCommand):
+    """Add, update and remove ozkernels' kernel specs to match the environments found."""
+
+    description = """Add, update and remove ozkernels' kernel specs so that every environment
+    with ipykernel has a kernel that starts, and a deleted environment loses its kernel.
+    Specs ozkernels did not write are never touched. Run inside an activated env with
+    modules loaded to record those modules for that env."""
+    flags = {
+        **target_flags,
+        "dry-run": ({"SyncApp": {"dry_run": True}}, "Show what would change; write nothing."),
+        "force": ({"SyncApp": {"force": True}},
+                  "With --system: write even into a group/other-writable directory."),
+    }
+    dry_run = Bool(False, help="Show what would change without writing.").tag(config=True)
+    force = Bool(False, help="Allow site kernels in a group/other-writable dir.").tag(config=True)
+
+    def run(self) -> None:
+        """Plan under the lock, apply, report."""
+        store = self.store()
+        if self.site and not self.force and not self.dry_run:
+            unsafe = store.unsafe_reason()
+            if unsafe:
+                msg = f"refusing to write site kernels: {unsafe}; fix its mode or use --force"
+                raise OzkernelsError(msg)
+        discovery = self.discovery()
+        registry = discovery.registry()
+        context = Context(modules=discovery.module_index(), registry=registry)
+        recorded = ""
+        if not self.site:
+            envs = discovery.environments(context)
+            recorded = record_active_modules(registry, {e.prefix: e for e in envs})
+            if recorded and not self.dry_run:
+                registry.save()
+        if self.dry_run:
+            plan = self.plan(discovery, context, store)
+        else:
+            with store.lock(Syncer(parent=self).lock_timeout):
+                plan = self.plan(discovery, context, store)
+                Syncer(parent=self).apply(plan, store)
+        self.report(plan, recorded)
+
+    def report(self, plan: Plan, recorded: str) -> None:
+        """Print what was (or would be) done."""
+        self.notes(plan)
+        changes = plan.changes
+        counts = {op: sum(a.op == op for a in changes) for op in ("add", "update", "remove")}
+        kept = sum(a.op == "keep" for a in plan.actions)
+        data = {"kernels_dir": plan.kernels_dir, "dry_run": self.dry_run,
+                "actions": [a.to_dict() for a in changes], "unchanged": kept,
+                "notes": plan.notes + ([recorded] if recorded else [])}
+        verbs = {"add": "added", "update": "updated", "remove": "removed"}
+        if self.dry_run:
+            verbs = {k: f"would {k}" for k in verbs}
+        lines = [recorded] if recorded else []
+        lines += [f"{verbs[a.op]:<14} {a.name:<28} {a.reason}" for a in changes]
+        summary = ", ".join(f"{counts[op]} {verbs[op]}" for op in verbs)
+        lines.append(f"{shorten(plan.kernels_dir)}: {summary}, {kept} unchanged")
+        self.emit(data, "\n".join(lines))
+
+
+class ListApp(OzkernelsCommand):
+    """List every environment found, with its kernel and status."""
+
+    description = """Show every environment ozkernels finds (module Pythons, venvs, conda envs):
+    kind, name, kernel, status (up to date / needs sync / no ipykernel / broken) and, when
+    something is wrong, why and the command that fixes it."""
+
+    def run(self) -> None:
+        """Plan without writing and show the rows."""
+        discovery = self.discovery()
+        plan = self.plan(discovery, discovery.context(), self.store())
+        self.notes(plan)
+        data = {"kernels_dir": plan.kernels_dir, "environments": [r.to_dict() for r in plan.rows],
+                "notes": plan.notes}
+        rows = [[r.env.kind, r.env.name, r.kernel or "-", r.status,
+                 " ".join(r.env.modules) or "-", shorten(r.env.path or r.env.prefix)]
+                for r in plan.rows]
+        text = table(rows, ["KIND", "NAME", "KERNEL", "STATUS", "MODULES", "PATH"])
+        problems = [r for r in plan.rows if r.status not in ("up to date", "site kernel")]
+        for r in problems:
+            text += f"\n{r.env.kind}:{r.env.name}: {r.status}"
+            text += f": {r.detail}" if r.detail else ""
+            text += f"\n    fix: {r.fix}" if r.fix else ""
+        self.emit(data, text)
+
+
+class AddApp(OzkernelsCommand):
+    """Add an environment explicitly (optionally with the modules it needs) and sync."""
+
+    description = """Add a venv or conda env that discovery does not find, and/or record the
+    modules its kernel must load (in order, e.g. --module gcccore/13.2.0 --module
+    python/3.11.5 --module astro-tools/1.0). Then sync."""
+    aliases = {**target_aliases, "module": "AddApp.modules"}
+    modules = List(Unicode(), help="Modules to load before activating, in order.").tag(config=True)
+
+    def run(self) -> None:
+        """Record the env and sync."""
+        if len(self.extra_args) != 1:
+            raise OzkernelsError("usage: ozkernels add PATH [--module M ...]")
+        path = os.path.abspath(os.path.expanduser(self.extra_args[0]))
+        if os.path.exists(os.path.join(path, "pyvenv.cfg")):
+            kind = "venv"
+        elif os.path.exists(os.path.join(path, "conda-meta", "history")):
+            kind = "conda"
+        else:
+            msg = f"{path} is neither a venv (no pyvenv.cfg) nor a conda env (no conda-meta/history)"
+            raise NotFoundError(msg)
+        discovery = self.discovery()
+        registry = discovery.registry()
+        changes: dict[str, Any] = {"kind": kind, "added": True, "ignored": False}
+        if self.modules:
+            changes["modules"] = list(self.modules)
+        registry.update(os.path.realpath(path), **changes)
+        registry.save()
+        sync = SyncApp(parent=self, json=self.json, target=self.target, prefix=self.prefix)
+        sync.run()
+        plan_env = [r for r in self.plan(discovery, discovery.context(), self.store()).rows
+                    if r.env.prefix == os.path.realpath(path)]
+        if plan_env and not plan_env[0].kernel:
+            row = plan_env[0]
+            msg = f"{path} has no kernel: {row.status}" + (f"; fix: {row.fix}" if row.fix else "")
+            raise OzkernelsError(msg)
+
+
+class RemoveApp(OzkernelsCommand):
+    """Remove one of ozkernels' kernels and stop syncing it back."""
+
+    description = """Remove a kernel ozkernels wrote (by kernel name, or by environment path)
+    and remember not to add it again; `ozkernels add PATH` undoes that."""
+
+    def run(self) -> None:
+        """Find the owned spec, mark its env ignored, delete the spec."""
+        if len(self.extra_args) != 1:
+            raise OzkernelsError("usage: ozkernels remove NAME|PATH")
+        arg = self.extra_args[0]
+        store = self.store()
+        specs = store.scan()
+        target = specs.get(arg.lower())
+        if target is None and os.path.exists(arg):
+            real = os.path.realpath(arg)
+            target = next((s for s in specs.values() if s.owner and s.owner["prefix"] == real),
+                          None)
+        if target is None:
+            raise NotFoundError(f"no kernel {arg!r} in {shorten(store.path)}")
+        if target.owner is None:
+            msg = f"kernel {target.name!r} was not written by ozkernels; left alone"
+            raise OzkernelsError(msg)
+        discovery = self.discovery()
+        registry = discovery.registry()
+        registry.update(target.owner["prefix"], ignored=True, added=False)
+        with store.lock():
+            store.remove(target.name)
+        registry.save()
+        self.emit({"removed": target.name, "prefix": target.owner["prefix"]},
+                  f"removed {target.name} ({shorten(target.owner['prefix'])}); "
+                  f"'ozkernels add {shorten(target.owner['prefix'])}' brings it back")
+
+
+class CheckApp(OzkernelsCommand):
+    """Start kernels through jupyter_client, probe them and report."""
+
+    description = """Start each of ozkernels' kernels (all, or those named) through
+    jupyter_client, check from inside that the right environment and modules are active,
+    shut it down, and print start time and pass/fail with the reason. Exits 1 if any failed."""
+    aliases = {**target_aliases, "timeout": "CheckApp.timeout"}
+    timeout = Float(60.0, help="Seconds a kernel may take to become ready.").tag(config=True)
+
+    def run(self) -> None:
+        """Check the kernels one by one, with progress on stderr."""
+        from .check import check_kernel
+
+        store = self.store()
+        owned = {n: s for n, s in store.scan().items() if s.owner}
+        names = [n.lower() for n in self.extra_args] or sorted(owned)
+        unknown = [n for n in names if n not in owned]
+        if unknown:
+            raise NotFoundError(f"no ozkernels kernel named {', '.join(unknown)} in "
+                                f"{shorten(store.path)}")
+        results = []
+        for i, name in enumerate(names, 1):
+            if not self.json and len(names) > 1:
+                print(f"[{i}/{len(names)}] starting {name} ...", file=sys.stderr, flush=True)
+            results.append(check_kernel(owned[name].name, store.path, self.timeout))
+        rows = [[r.name, "pass" if r.ok else "FAIL",
+                 f"{r.start_seconds:.2f}s" if r.start_seconds else "-", r.error or "-"]
+                for r in results]
+        self.emit({"kernels_dir": store.path, "results": [r.to_dict() for r in results]},
+                  table(rows, ["KERNEL", "RESULT", "START", "ERROR"]) if rows
+                  else "no ozkernels kernels to check")
+        if any(not r.ok for r in results):
+            self.exit(1)
+
+
+class DemoApp(OzkernelsCommand):
+    """Build a small demo site in a temporary dir, sync it, and start every kernel."""
+
+    description = """Build a throw-away HPC-like site (Lmod module Pythons if Lmod and patchelf
+    are installed, venvs, a conda-layout env), then run `ozkernels list`, `sync` and `check`
+    against it with a temporary Jupyter data dir. Your real kernels are not touched."""
+    flags = {**target_flags, "keep": ({"DemoApp": {"keep": True}}, "Keep the demo dir.")}
+    keep = Bool(False, help="Keep the demo site instead of deleting it.").tag(config=True)
+
+    def run(self) -> None:
+        """Build, list, sync, check."""
+        import shutil
+        import subprocess
+        import tempfile
+
+        from .testsite import build_site, find_lmod
+
+        lmod = bool(find_lmod() and shutil.which("patchelf"))
+        if not lmod:
+            print("ozkernels: Lmod or patchelf missing; the demo site has no modules",
+                  file=sys.stderr)
+        root = tempfile.mkdtemp(prefix="ozkernels-demo-")
+        code = 0
+        try:
+            print(f"Building a demo site in {root} ...", flush=True)
+            site = build_site(__import__("pathlib").Path(root), lmod=lmod, hostile=True)
+            env = site.environ()
+            for step in (["list"], ["sync"], ["list"], ["check"]):
+                print(f"\n$ ozkernels {' '.join(step)}", flush=True)
+                proc = subprocess.run([sys.executable, "-m", "ozkernels", *step], env=env,
+                                      timeout=600, check=False)
+                code = code or proc.returncode
+        finally:
+            if self.keep:
+                print(f"\nThe demo site stays in {root}")
+            else:
+                shutil.rmtree(root, ignore_errors=True)
+        if code:
+            self.exit(code)
+
+
+class OzkernelsApp(JupyterApp):
+    """Jupyter kernels that start, for every Python environment on an HPC cluster."""
+
+    name = "jupyter-ozkernels"
+    version = __version__
+    description = """ozkernels finds Lmod module Pythons, venvs and conda envs without running
+    them, and writes kernel specs whose launcher loads the right modules and activates the
+    environment before starting ipykernel. Configuration: jupyter_ozkernels_config.py|json in
+    the Jupyter config path (~/.jupyter for a user, /etc/jupyter for a site)."""
+    examples = """
+    ozkernels list                 # every environment, its kernel and status
+    ozkernels sync                 # add/update/remove kernels to match
+    ozkernels add ~/proj/.venv --module gcccore/13.2.0 --module python/3.11.5
+    ozkernels check                # start every kernel once and report
+    ozkernels sync --system        # (admins) kernels for every module Python, site-wide
+    ozkernels demo                 # try it all on a throw-away demo site
+    """
+    classes = CONFIGURABLES
+    subcommands = {
+        "sync": (SyncApp, SyncApp.__doc__.splitlines()[0]),
+        "list": (ListApp, ListApp.__doc__.splitlines()[0]),
+        "add": (AddApp, AddApp.__doc__.splitlines()[0]),
+        "remove": (RemoveApp, RemoveApp.__doc__.splitlines()[0]),
+        "check": (CheckApp, CheckApp.__doc__.splitlines()[0]),
+        "demo": (DemoApp, DemoApp.__doc__.splitlines()[0]),
+    }
+
+    def start(self) -> None:
+        """Run the subcommand, or explain the command."""
+        if self.subapp is None:
+            self.print_help()
+            print("\nSubcommands: " + ", ".join(self.subcommands), file=sys.stderr)
+            self.exit(2)
+        self.subapp.start()
+
+
+def main() -> None:
+    """Console script entry point."""
+    OzkernelsApp.launch_instance()

@@ -1,0 +1,119 @@
+"""Start kernels through jupyter_client and verify from inside that they are what they claim."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .specs import ownership
+
+PROBE = (
+    "import json, os, sys\n"
+    "print('OZK-PROBE ' + json.dumps({'prefix': sys.prefix, 'executable': sys.executable,"
+    " 'loaded': os.environ.get('LOADEDMODULES', ''),"
+    " 'virtual_env': os.environ.get('VIRTUAL_ENV', ''),"
+    " 'conda_prefix': os.environ.get('CONDA_PREFIX', ''),"
+    " 'slurm_job_id': os.environ.get('SLURM_JOB_ID', ''), 'pid': os.getpid()}))\n"
+)
+
+
+@dataclass
+class CheckResult:
+    """The outcome of starting one kernel."""
+
+    name: str
+    display_name: str = ""
+    ok: bool = False
+    start_seconds: float | None = None
+    shutdown_seconds: float | None = None
+    error: str = ""
+    probe: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        return asdict(self)
+
+
+def _last_line(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            lines = [line.strip() for line in f if line.strip()]
+    except OSError:
+        return ""
+    ozk = [line for line in lines if line.startswith("ozkernels:")]
+    return (ozk or lines or [""])[-1]
+
+
+def verify(owner: dict[str, Any], probe: dict[str, Any]) -> str:
+    """What is wrong with a running kernel's probe for the spec's claims, or ''."""
+    prefix = owner.get("prefix", "")
+    if os.path.realpath(probe.get("prefix", "")) != os.path.realpath(prefix):
+        return f"kernel runs in {probe.get('prefix')}, not {prefix}"
+    loaded = [m for m in probe.get("loaded", "").split(":") if m]
+    missing = [m for m in owner.get("modules", []) if m not in loaded]
+    if missing:
+        return f"modules not loaded in the kernel: {' '.join(missing)}"
+    kind = owner.get("kind")
+    if kind == "venv" and probe.get("virtual_env") != prefix:
+        return "VIRTUAL_ENV is not set to the venv"
+    if kind == "conda" and probe.get("conda_prefix") != prefix:
+        return "CONDA_PREFIX is not set to the env"
+    return ""
+
+
+def check_kernel(name: str, kernels_dir: str, timeout: float = 60.0) -> CheckResult:
+    """Start one kernel, run the probe, shut it down gracefully; never raises for the kernel."""
+    from jupyter_client.kernelspec import KernelSpecManager
+    from jupyter_client.manager import KernelManager
+
+    ksm = KernelSpecManager(kernel_dirs=[kernels_dir])
+    result = CheckResult(name=name)
+    try:
+        spec = ksm.get_kernel_spec(name)
+    except Exception as e:  # noqa: BLE001 - any unreadable spec is a failed check
+        result.error = f"cannot read the spec: {e}"
+        return result
+    result.display_name = spec.display_name
+    owner = ownership({"metadata": spec.metadata}) or {}
+    km = KernelManager(kernel_name=name, kernel_spec_manager=ksm)
+    fd, err_path = tempfile.mkstemp(prefix="ozk-check-", suffix=".log")
+    with os.fdopen(fd, "w") as err:
+        try:
+            t0 = time.perf_counter()
+            km.start_kernel(stderr=err)
+            kc = km.client()
+            kc.start_channels()
+            try:
+                kc.wait_for_ready(timeout=timeout)
+                result.start_seconds = round(time.perf_counter() - t0, 3)
+                out: list[str] = []
+
+                def hook(msg):
+                    if msg["msg_type"] == "stream":
+                        out.append(msg["content"].get("text", ""))
+
+                reply = kc.execute_interactive(PROBE, timeout=timeout, output_hook=hook)
+                text = "".join(out)
+                if reply["content"].get("status") != "ok" or "OZK-PROBE " not in text:
+                    result.error = "the probe did not run: " + text.strip()[-200:]
+                else:
+                    result.probe = json.loads(text.split("OZK-PROBE ", 1)[1].splitlines()[0])
+                    result.error = verify(owner, result.probe) if owner else ""
+                    result.ok = not result.error
+            finally:
+                kc.stop_channels()
+        except Exception as e:  # noqa: BLE001 - a kernel that will not start is a result
+            err.flush()
+            result.error = _last_line(err_path) or f"{type(e).__name__}: {e}"
+        finally:
+            t1 = time.perf_counter()
+            if km.has_kernel:
+                km.shutdown_kernel(now=not result.start_seconds)
+            if result.start_seconds:
+                result.shutdown_seconds = round(time.perf_counter() - t1, 3)
+    os.unlink(err_path)
+    return result

@@ -1,0 +1,102 @@
+"""Discovery: runs every source over one module index and merges what they find."""
+
+from __future__ import annotations
+
+import os
+
+from jupyter_core.paths import jupyter_data_dir
+from traitlets import Bool, List, Unicode, default
+from traitlets.config import LoggingConfigurable
+
+from .environment import Environment
+from .errors import LmodError
+from .lmod import SpiderCache, find_lmod_cmd, run_spider
+from .registry import Registry
+from .sources import Context, ModuleIndex, Source, load_source_class
+
+
+def cache_home() -> str:
+    """ozkernels' cache dir (XDG_CACHE_HOME honoured)."""
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "ozkernels")
+
+
+class Discovery(LoggingConfigurable):
+    """Finds every Python environment on the site, never running one."""
+
+    sources = List(
+        Unicode(), default_value=["modules", "venvs", "conda"],
+        help="Discovery sources to run: built-in 'modules', 'venvs', 'conda', or the name of "
+        "an 'ozkernels.sources' entry point.",
+    ).tag(config=True)
+    lmod_cmd = Unicode(
+        "", help="Lmod's 'lmod' command; empty to find it from LMOD_CMD, LMOD_DIR, LMOD_PKG "
+        "or the standard install locations.",
+    ).tag(config=True)
+    modulepath = Unicode(
+        "", help="MODULEPATH searched for module Pythons; empty to use $MODULEPATH."
+    ).tag(config=True)
+    spider_cache = Bool(
+        True, help="Reuse Lmod spider results until a module directory changes."
+    ).tag(config=True)
+    cache_dir = Unicode(help="Where ozkernels keeps its caches.").tag(config=True)
+    registry_path = Unicode(
+        help="File recording added envs, per-env module lists and removed kernels."
+    ).tag(config=True)
+
+    @default("cache_dir")
+    def _default_cache_dir(self):
+        return cache_home()
+
+    @default("registry_path")
+    def _default_registry_path(self):
+        return os.path.join(jupyter_data_dir(), "ozkernels", "environments.json")
+
+    def registry(self) -> Registry:
+        """The user's registry, loaded."""
+        return Registry(self.registry_path).load()
+
+    def source(self, name: str) -> Source:
+        """A configured instance of a named source."""
+        return load_source_class(name)(parent=self)
+
+    def module_index(self) -> ModuleIndex:
+        """Every module Lmod can see, or an empty index saying why there is none."""
+        if not any(s in ("modules", "venvs", "conda") for s in self.sources):
+            return ModuleIndex()
+        lmod_cmd = self.lmod_cmd or find_lmod_cmd()
+        modulepath = self.modulepath or os.environ.get("MODULEPATH", "")
+        if not lmod_cmd:
+            return ModuleIndex(skipped="Lmod not found (set LMOD_CMD); module Pythons skipped")
+        if not modulepath:
+            return ModuleIndex(lmod_cmd=lmod_cmd,
+                               skipped="MODULEPATH is empty; module Pythons skipped")
+        patterns = getattr(self.source("modules"), "matches", None) if "modules" in \
+            self.sources else None
+        try:
+            if self.spider_cache:
+                cache = SpiderCache(self.cache_dir, lmod_cmd, modulepath, watch=patterns)
+                modules = cache.modules()
+            else:
+                modules = run_spider(lmod_cmd, modulepath)
+        except LmodError as e:
+            return ModuleIndex(lmod_cmd=lmod_cmd, modulepath=modulepath,
+                               skipped=f"{e}; module Pythons skipped")
+        return ModuleIndex(modules=modules, lmod_cmd=lmod_cmd, modulepath=modulepath)
+
+    def context(self, registry: Registry | None = None) -> Context:
+        """The shared context sources consult."""
+        return Context(modules=self.module_index(), registry=registry or self.registry())
+
+    def environments(self, context: Context) -> list[Environment]:
+        """Every environment from every source, once per real prefix, ignored ones left out."""
+        seen: set[str] = set()
+        found = []
+        for name in self.sources:
+            for env in self.source(name).find(context):
+                record = context.registry.get(env.prefix)
+                if env.prefix in seen or (record and record.ignored):
+                    continue
+                seen.add(env.prefix)
+                found.append(env)
+        return found

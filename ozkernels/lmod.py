@@ -1,0 +1,163 @@
+"""Lmod without the `module` function: locate it, read its spider JSON, cache the result."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .errors import LmodError
+
+STANDARD_LMOD_CMDS = (
+    "/usr/share/lmod/lmod/libexec/lmod",
+    "/opt/apps/lmod/lmod/libexec/lmod",
+    "/usr/local/lmod/lmod/libexec/lmod",
+    "/apps/lmod/lmod/libexec/lmod",
+)
+CACHE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ModuleInfo:
+    """One modulefile as Lmod's spider sees it."""
+
+    full_name: str
+    version: str
+    path: str
+    bin_dirs: tuple[str, ...] = ()
+    lib_dirs: tuple[str, ...] = ()
+    parents: tuple[str, ...] = ()
+    mpath: str = ""
+    hidden: bool = False
+
+    @property
+    def chain(self) -> tuple[str, ...]:
+        """The modules to load, parents first, to get this one."""
+        return (*self.parents, self.full_name)
+
+
+def find_lmod_cmd(environ: dict[str, str] | None = None) -> str | None:
+    """Lmod's `lmod` command from LMOD_CMD, LMOD_DIR, LMOD_PKG or standard places."""
+    env = os.environ if environ is None else environ
+    candidates = [env.get("LMOD_CMD", "")]
+    if env.get("LMOD_DIR"):
+        candidates.append(os.path.join(env["LMOD_DIR"], "lmod"))
+    if env.get("LMOD_PKG"):
+        candidates.append(os.path.join(env["LMOD_PKG"], "libexec", "lmod"))
+    candidates.extend(STANDARD_LMOD_CMDS)
+    for cmd in candidates:
+        if cmd and os.access(cmd, os.X_OK):
+            return cmd
+    return None
+
+
+def parse_spider(data: dict) -> list[ModuleInfo]:
+    """ModuleInfo for every modulefile in `spider -o spider-json` output."""
+    found = []
+    for entries in data.values():
+        for path, entry in entries.items():
+            chains = [tuple(c) for c in entry.get("parentAA") or [] if c]
+            found.append(
+                ModuleInfo(
+                    full_name=entry.get("fullName", ""),
+                    version=str(entry.get("Version", "")),
+                    path=path,
+                    bin_dirs=tuple(entry.get("pathA") or {}),
+                    lib_dirs=tuple(entry.get("lpathA") or {}),
+                    parents=min(chains, key=len) if chains else (),
+                    mpath=entry.get("mpath", ""),
+                    hidden=bool(entry.get("hidden", False)),
+                )
+            )
+    return sorted(found, key=lambda m: (m.full_name, m.path))
+
+
+def run_spider(lmod_cmd: str, modulepath: str, timeout: float = 120) -> list[ModuleInfo]:
+    """Walk the module tree with Lmod's spider."""
+    spider = os.path.join(os.path.dirname(lmod_cmd), "spider")
+    try:
+        out = subprocess.run(
+            [spider, "-o", "spider-json", modulepath],
+            capture_output=True, text=True, timeout=timeout, check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError) as e:
+        msg = f"Lmod's spider ({spider}) failed: {e}"
+        raise LmodError(msg) from e
+    try:
+        return parse_spider(json.loads(out or "{}"))
+    except (ValueError, AttributeError) as e:
+        msg = f"Lmod's spider printed something that is not its JSON: {e}"
+        raise LmodError(msg) from e
+
+
+def _stamp(path: str) -> int:
+    try:
+        return os.stat(path).st_mtime_ns
+    except OSError:
+        return -1
+
+
+class SpiderCache:
+    """Spider results kept on disk, reused while no module dir or watched file changed."""
+
+    def __init__(self, cache_dir: str, lmod_cmd: str, modulepath: str, watch=None):
+        key = hashlib.sha256(f"{lmod_cmd}\0{modulepath}".encode()).hexdigest()[:16]
+        self.path = Path(cache_dir) / f"spider-{key}.json"
+        self.lmod_cmd = lmod_cmd
+        self.modulepath = modulepath
+        self.watch = watch or (lambda m: False)
+
+    def _stamps(self, modules: list[ModuleInfo]) -> dict[str, int]:
+        # New versions change a package dir's mtime, new packages a tree dir's; watched
+        # modulefiles are the ones whose contents (prefix, parents) ozkernels relies on.
+        paths = set(filter(None, self.modulepath.split(":")))
+        for m in modules:
+            paths.add(os.path.dirname(m.path))
+            if m.mpath:
+                paths.add(m.mpath)
+            if self.watch(m):
+                paths.add(m.path)
+        return {p: _stamp(p) for p in sorted(paths)}
+
+    def load(self) -> list[ModuleInfo] | None:
+        """Cached modules, or None when the cache is missing or stale."""
+        try:
+            data = json.loads(self.path.read_text())
+            if data.get("version") != CACHE_VERSION:
+                return None
+            if any(_stamp(p) != s for p, s in data["stamps"].items()):
+                return None
+            return [ModuleInfo(**{**m, **_tuples(m)}) for m in data["modules"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+
+    def store(self, modules: list[ModuleInfo]) -> None:
+        """Write the cache atomically; a cache that cannot be written is only slower."""
+        data = {
+            "version": CACHE_VERSION,
+            "stamps": self._stamps(modules),
+            "modules": [asdict(m) for m in modules],
+        }
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(data))
+            os.replace(tmp, self.path)
+        except OSError:
+            pass
+
+    def modules(self) -> list[ModuleInfo]:
+        """Modules from the cache when fresh, else from spider."""
+        cached = self.load()
+        if cached is not None:
+            return cached
+        found = run_spider(self.lmod_cmd, self.modulepath)
+        self.store(found)
+        return found
+
+
+def _tuples(entry: dict) -> dict:
+    return {k: tuple(entry[k]) for k in ("bin_dirs", "lib_dirs", "parents")}

@@ -1,0 +1,157 @@
+"""conda and mamba envs, found the way conda lists them, without running conda."""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+import stat
+
+from traitlets import List, Unicode
+
+from ..environment import Environment
+from ..layout import has_ipykernel, version_from_lib, version_from_python_link
+from . import Context, Source
+
+_KEY = re.compile(r"^(envs_dirs|envs_path)\s*:\s*(.*)$")
+
+
+def condarc_paths(environ, home: str) -> list[str]:
+    """conda's configuration search path, in conda's order."""
+    paths = ["/etc/conda/.condarc", "/etc/conda/condarc", *sorted(glob.glob("/etc/conda/condarc.d/*.yml")),
+             "/var/lib/conda/.condarc", "/var/lib/conda/condarc"]
+    if environ.get("CONDA_ROOT"):
+        paths.append(os.path.join(environ["CONDA_ROOT"], ".condarc"))
+    xdg = environ.get("XDG_CONFIG_HOME") or os.path.join(home, ".config")
+    paths += [os.path.join(xdg, "conda", ".condarc"), os.path.join(xdg, "conda", "condarc"),
+              os.path.join(home, ".config", "conda", ".condarc"),
+              os.path.join(home, ".conda", ".condarc"), os.path.join(home, ".conda", "condarc"),
+              os.path.join(home, ".condarc")]
+    if environ.get("CONDA_PREFIX"):
+        paths.append(os.path.join(environ["CONDA_PREFIX"], ".condarc"))
+    if environ.get("CONDARC"):
+        paths.append(environ["CONDARC"])
+    return list(dict.fromkeys(paths))
+
+
+def parse_envs_dirs(text: str) -> list[str]:
+    """The envs_dirs entries of a condarc (block or flow YAML list), without a YAML parser."""
+    dirs: list[str] = []
+    lines = text.splitlines()
+    for i, line in enumerate(lines):
+        m = _KEY.match(line.split(" #")[0].rstrip())
+        if not m:
+            continue
+        rest = m.group(2).strip()
+        if rest.startswith("["):
+            dirs += [_unquote(v) for v in rest.strip("[]").split(",") if v.strip()]
+            continue
+        for item in lines[i + 1:]:
+            stripped = item.strip()
+            if not stripped or stripped.startswith("#"):
+                continue
+            if not item[:1].isspace() and not stripped.startswith("-"):
+                break
+            if not stripped.startswith("-"):
+                break
+            dirs.append(_unquote(stripped[1:].split(" #")[0]))
+    return [d for d in dirs if d]
+
+
+def _unquote(value: str) -> str:
+    value = value.strip()
+    if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+        return value[1:-1]
+    return value
+
+
+class CondaSource(Source):
+    """Finds conda/mamba envs from environments.txt, condarc envs_dirs and the env vars."""
+
+    kind = "conda"
+    envs_dirs = List(
+        Unicode(), default_value=[], help="Extra directories whose subdirs are conda envs."
+    ).tag(config=True)
+    conda_module = Unicode(
+        "", help="Module loaded before a conda env is activated (e.g. 'conda/latest'); "
+        "empty for none.",
+    ).tag(config=True)
+
+    def candidate_dirs(self, context: Context) -> list[str]:
+        """Every envs dir conda would use, in conda's order."""
+        env, home = os.environ, context.home
+        dirs = [os.path.expanduser(os.path.expandvars(d)) for d in self.envs_dirs]
+        for var in ("CONDA_ENVS_PATH", "CONDA_ENVS_DIRS"):
+            dirs += [d for d in re.split(r"[:,]", env.get(var, "")) if d]
+        for rc in condarc_paths(env, home):
+            try:
+                with open(rc, encoding="utf-8", errors="replace") as f:
+                    text = f.read()
+            except OSError:
+                continue
+            dirs += [os.path.expanduser(os.path.expandvars(d)) for d in parse_envs_dirs(text)]
+        dirs.append(os.path.join(home, ".conda", "envs"))
+        return list(dict.fromkeys(dirs))
+
+    def find(self, context: Context) -> list[Environment]:
+        """Every valid conda env once per real path, in the order conda lists them."""
+        candidates: list[tuple[str, str]] = []  # (path as listed, name)
+        for path in context.registry.added("conda"):
+            candidates.append((path, ""))
+        try:
+            with open(os.path.join(context.home, ".conda", "environments.txt"),
+                      encoding="utf-8", errors="replace") as f:
+                candidates += [(line.strip(), "") for line in f if line.strip()]
+        except OSError:
+            pass
+        envs_dirs = self.candidate_dirs(context)
+        real_dirs = {}
+        for d in envs_dirs:
+            try:
+                entries = sorted(e.name for e in os.scandir(d))
+            except OSError:
+                continue
+            real_dirs[os.path.realpath(d)] = d
+            candidates += [(os.path.join(d, n), n) for n in entries]
+        seen: set[str] = set()
+        found = []
+        real_parents: dict[str, str] = {}
+        for path, name in candidates:
+            real = _real(path, real_parents)
+            if real in seen or not os.path.exists(os.path.join(path, "conda-meta", "history")):
+                continue
+            seen.add(real)
+            if not name:
+                parent = os.path.dirname(real)
+                name = os.path.basename(real) if parent in real_dirs else real
+            found.append(self.inspect(path, real, name, context))
+        return found
+
+    def inspect(self, path: str, real: str, name: str, context: Context) -> Environment:
+        """An Environment for one conda env dir."""
+        python = os.path.join(real, "bin", "python")
+        base = (self.conda_module,) if self.conda_module else ()
+        modules = context.recorded_modules(real, base)
+        common = {"kind": "conda", "prefix": real, "name": name, "path": path,
+                  "python": python, "modules": modules, "origin": "conda"}
+        version = version_from_python_link(python)
+        if not os.path.exists(python):
+            return Environment(fix=f"mamba install -p {real!r} python ipykernel", **common)
+        if not version:
+            version = version_from_lib(real)
+        ipk = has_ipykernel(real, version)
+        return Environment(version=version, has_ipykernel=ipk, fix="" if ipk else
+                           f"mamba install -p {real!r} ipykernel", **common)
+
+
+def _real(path: str, parents: dict[str, str]) -> str:
+    """realpath, cheaply when only a parent is a symlink (parents resolved once)."""
+    parent, base = os.path.split(path.rstrip("/"))
+    try:
+        if stat.S_ISLNK(os.lstat(path).st_mode):
+            return os.path.realpath(path)
+    except OSError:
+        return os.path.realpath(path)
+    if parent not in parents:
+        parents[parent] = os.path.realpath(parent)
+    return os.path.join(parents[parent], base)

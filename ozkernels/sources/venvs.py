@@ -1,0 +1,149 @@
+"""venvs (and virtualenv/uv envs) under configurable roots, plus explicitly added ones."""
+
+from __future__ import annotations
+
+import os
+
+from traitlets import Int, List, Unicode
+
+from ..environment import Environment, short_version
+from ..layout import (
+    has_ipykernel,
+    install_ipykernel_hint,
+    read_pyvenv_cfg,
+    version_from_lib,
+)
+from . import Context, Source
+
+GENERIC_NAMES = {"venv", ".venv", "env", ".env", "virtualenv", ".virtualenv"}
+
+
+def venv_name(prefix: str) -> str:
+    """A readable name: the dir name, or parent/name for generic names like .venv."""
+    base = os.path.basename(prefix.rstrip("/"))
+    if base in GENERIC_NAMES:
+        return f"{os.path.basename(os.path.dirname(prefix.rstrip('/')))}/{base}"
+    return base
+
+
+class VenvSource(Source):
+    """Finds venvs by their pyvenv.cfg, without running them."""
+
+    kind = "venv"
+    roots = List(
+        Unicode(),
+        default_value=["~/venvs", "~/.venvs", "~/.virtualenvs", "~/envs"],
+        help="Directories searched for venvs ('~' and $VARS expanded; symlinks followed).",
+    ).tag(config=True)
+    max_depth = Int(
+        2, help="How many directory levels below each root are searched for a pyvenv.cfg."
+    ).tag(config=True)
+    paths = List(
+        Unicode(), default_value=[], help="Extra venvs to include, wherever they are."
+    ).tag(config=True)
+
+    def find(self, context: Context) -> list[Environment]:
+        """Every venv under the roots and every added one, once per real path."""
+        seen: set[str] = set()
+        found: list[Environment] = []
+        bases: dict[tuple[str, str], bool] = {}
+        explicit = [os.path.expanduser(os.path.expandvars(p)) for p in self.paths]
+        for path in [*explicit, *context.registry.added("venv")]:
+            real = os.path.realpath(path)
+            if real not in seen and os.path.isdir(path):
+                seen.add(real)
+                cfg = _try_cfg(path)
+                env = self.inspect(path, real, context, bases, origin="added", cfg=cfg)
+                if env:
+                    found.append(env)
+        for root in self.roots:
+            root = os.path.expanduser(os.path.expandvars(root))
+            for path, real, cfg in self.walk(root, seen):
+                env = self.inspect(path, real, context, bases, origin=root, cfg=cfg)
+                if env:
+                    found.append(env)
+        return found
+
+    def walk(self, root: str, seen: set[str]):
+        """(path, realpath) of dirs holding a pyvenv.cfg, up to max_depth below root."""
+        if not os.path.isdir(root):
+            return
+        visited: set[str] = set()
+        stack = [(root, os.path.realpath(root), 0)]
+        while stack:
+            path, real, depth = stack.pop()
+            if real in visited:
+                continue
+            visited.add(real)
+            try:
+                entries = sorted(os.scandir(path), key=lambda e: e.name, reverse=True)
+            except OSError as e:
+                self.log.warning("cannot read %s (%s); skipped", path, e.strerror)
+                continue
+            for entry in entries:
+                try:
+                    if not entry.is_dir():
+                        continue
+                    link = entry.is_symlink()
+                except OSError:
+                    continue
+                child_real = os.path.realpath(entry.path) if link else os.path.join(real, entry.name)
+                if child_real in seen or child_real in visited:
+                    continue
+                cfg = _try_cfg(entry.path)
+                if cfg is not None:
+                    seen.add(child_real)
+                    yield entry.path, child_real, cfg
+                elif depth + 1 < self.max_depth:
+                    stack.append((entry.path, child_real, depth + 1))
+
+    def inspect(self, path, real, context: Context, bases, origin="", cfg=None):
+        """An Environment for one venv dir; broken ones say why."""
+        name = venv_name(path)
+        python = os.path.join(path, "bin", "python")
+        common = {"kind": "venv", "prefix": real, "name": name, "path": path, "origin": origin}
+        if cfg is None:
+            return Environment(python=python, problem=f"{path} is not a venv any more "
+                               "(no pyvenv.cfg)", fix="ozkernels remove with its kernel name",
+                               **common)
+        if isinstance(cfg, OSError):
+            return Environment(python=python, problem=f"cannot read pyvenv.cfg: {cfg.strerror}",
+                               **common)
+        home = cfg.get("home", "")
+        if not home:
+            return Environment(python=python, problem="pyvenv.cfg has no 'home' line "
+                               "(not made by venv/virtualenv/uv, or damaged)",
+                               fix=f"recreate it: python -m venv {path!r}", **common)
+        module = context.modules.for_bin_dir(home)
+        base_chain = module.chain if module else ()
+        modules = context.recorded_modules(real, base_chain)
+        version = short_version(cfg.get("version") or cfg.get("version_info") or "")
+        if not version or not os.path.isdir(os.path.join(path, "lib", f"python{version}")):
+            version = version_from_lib(path)
+        if not os.path.exists(python):
+            why = f"its interpreter {python} points to {home}, which is gone"
+            if module is None and context.modules.modules:
+                why += " (was its module removed?)"
+            return Environment(python=python, version=version, modules=modules, problem=why,
+                               fix=f"recreate the venv on an existing Python: {path!r}", **common)
+        ipk = has_ipykernel(path, version)
+        if not ipk and cfg.get("include-system-site-packages", "").lower() == "true":
+            base_prefix = os.path.dirname(home.rstrip("/"))
+            key = (base_prefix, version)
+            if key not in bases:
+                bases[key] = has_ipykernel(base_prefix, version)
+            ipk = bases[key]
+        return Environment(
+            python=python, version=version, modules=modules, has_ipykernel=ipk,
+            fix="" if ipk else install_ipykernel_hint(python, modules), **common,
+        )
+
+
+def _try_cfg(path: str) -> dict[str, str] | OSError | None:
+    """The parsed pyvenv.cfg of a dir, None when there is none, or the error reading it."""
+    try:
+        return read_pyvenv_cfg(os.path.join(path, "pyvenv.cfg"))
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    except OSError as e:
+        return e

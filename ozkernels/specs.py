@@ -1,0 +1,122 @@
+"""Pure builders: kernel names, display names, launcher argv and kernel.json dicts."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import unicodedata
+from importlib.resources import files
+from typing import Any
+
+from .environment import Environment
+
+LAUNCHER_NAME = "ozkernels-launch"
+SPEC_VERSION = 1
+SITE_PREFIX = "site-"
+_INVALID = re.compile(r"[^a-z0-9._-]+")
+MAX_SLUG = 48
+
+
+def launcher_bytes() -> bytes:
+    """The launcher script shipped in the package."""
+    return files("ozkernels").joinpath("launcher.sh").read_bytes()
+
+
+def slug(text: str) -> str:
+    """A kernel-name-safe rendering of any text ('' when nothing survives)."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return _INVALID.sub("-", ascii_text.lower()).strip("-._")[:MAX_SLUG].strip("-._")
+
+
+def prefix_hash(prefix: str) -> str:
+    """A short stable hash of a prefix, for names that would otherwise clash."""
+    return hashlib.sha256(prefix.encode()).hexdigest()[:6]
+
+
+def base_kernel_name(env: Environment, site: bool = False) -> str:
+    """The preferred kernel name: kind and a slug of the env name, site ones prefixed."""
+    body = slug(env.name.replace("/", "-")) or prefix_hash(env.prefix)
+    return f"{SITE_PREFIX if site else ''}{env.kind}-{body}"
+
+
+def choose_kernel_name(env: Environment, taken: set[str], site: bool = False) -> str:
+    """The base name when free, else one made unique by the prefix's hash."""
+    name = base_kernel_name(env, site)
+    if name in taken:
+        name = f"{name}-{prefix_hash(env.prefix)}"
+        n = 2
+        while name in taken:
+            name = f"{base_kernel_name(env, site)}-{prefix_hash(env.prefix)}-{n}"
+            n += 1
+    return name
+
+
+def display_name(env: Environment, template: str) -> str:
+    """The display name from a str.format template over the env's fields."""
+    fields = {
+        "version": env.version or "3", "kind": env.kind, "name": env.name,
+        "prefix": env.prefix, "modules": " ".join(env.modules),
+    }
+    try:
+        return template.format(**fields)
+    except (KeyError, IndexError, ValueError):
+        return "Python {version} ({kind}: {name})".format(**fields)
+
+
+def launcher_argv(env: Environment, launcher: str, kernel_name: str, lmod_cmd: str = "",
+                  modulepath: str = "") -> list[str]:
+    """kernel.json argv: the launcher with everything passed as separate words."""
+    argv = [launcher, "--kind", env.kind, "--prefix", env.prefix, "--python", env.python,
+            "--name", env.name]
+    for module in env.modules:
+        argv += ["--module", module]
+    if env.modules and lmod_cmd:
+        argv += ["--lmod-cmd", lmod_cmd]
+    if env.modules and modulepath:
+        argv += ["--modulepath", modulepath]
+    return [*argv, "--kernel", kernel_name, "--", "-f", "{connection_file}"]
+
+
+def fingerprint(spec: dict[str, Any], launcher: bytes) -> str:
+    """A hash of everything that makes a spec what it is, launcher included."""
+    h = hashlib.sha256(json.dumps(spec, sort_keys=True).encode())
+    h.update(launcher)
+    return h.hexdigest()[:16]
+
+
+def build_spec(env: Environment, *, kernel_name: str, launcher: str, display: str,
+               lmod_cmd: str = "", modulepath: str = "", site: bool = False,
+               launcher_code: bytes = b"") -> dict[str, Any]:
+    """The kernel.json dict for an environment."""
+    spec: dict[str, Any] = {
+        "argv": launcher_argv(env, launcher, kernel_name, lmod_cmd, modulepath),
+        "display_name": display,
+        "language": "python",
+        "interrupt_mode": "signal",
+        "metadata": {
+            "debugger": True,
+            "ozkernels": {
+                "spec_version": SPEC_VERSION,
+                "kind": env.kind,
+                "prefix": env.prefix,
+                "python": env.python,
+                "env_name": env.name,
+                "modules": list(env.modules),
+                "site": site,
+            },
+        },
+    }
+    spec["metadata"]["ozkernels"]["fingerprint"] = fingerprint(spec, launcher_code)
+    return spec
+
+
+def ownership(spec: Any) -> dict[str, Any] | None:
+    """ozkernels' metadata when a spec dict is one ozkernels wrote, else None."""
+    if not isinstance(spec, dict):
+        return None
+    meta = spec.get("metadata")
+    owned = meta.get("ozkernels") if isinstance(meta, dict) else None
+    if isinstance(owned, dict) and isinstance(owned.get("prefix"), str):
+        return owned
+    return None

@@ -1,0 +1,173 @@
+"""One kernels directory: read specs, write and remove ozkernels' own, atomically and locked."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import fcntl
+import json
+import os
+import shutil
+import stat
+import tempfile
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import LockError, SpecError
+from .specs import LAUNCHER_NAME, ownership
+
+LOCK_NAME = ".ozkernels.lock"
+
+
+@dataclass(frozen=True)
+class SpecFile:
+    """A kernel spec dir found on disk."""
+
+    name: str
+    path: str
+    spec: dict[str, Any] | None
+
+    @property
+    def owner(self) -> dict[str, Any] | None:
+        """ozkernels' metadata, or None for a spec someone else wrote."""
+        return ownership(self.spec)
+
+
+class KernelStore:
+    """A kernels directory (e.g. ~/.local/share/jupyter/kernels)."""
+
+    def __init__(self, path: str, *, site: bool = False):
+        self.path = path
+        self.site = site
+
+    def scan(self) -> dict[str, SpecFile]:
+        """Every spec dir by name; unreadable kernel.json files count as foreign."""
+        found = {}
+        try:
+            entries = list(os.scandir(self.path))
+        except FileNotFoundError:
+            return {}
+        except OSError as e:
+            msg = f"cannot read kernels directory {self.path}: {e.strerror}"
+            raise SpecError(msg) from e
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            spec: dict[str, Any] | None = None
+            try:
+                with open(os.path.join(entry.path, "kernel.json"), encoding="utf-8") as f:
+                    loaded = json.load(f)
+                spec = loaded if isinstance(loaded, dict) else None
+            except (OSError, ValueError):
+                if not entry.is_dir():
+                    continue
+            found[entry.name.lower()] = SpecFile(entry.name, entry.path, spec)
+        return found
+
+    def _modes(self) -> tuple[int, int, int]:
+        # Site kernels must not be writable by users whatever the umask says.
+        if self.site:
+            return 0o755, 0o644, 0o755
+        umask = os.umask(0)
+        os.umask(umask)
+        return 0o777 & ~umask, 0o666 & ~umask, 0o777 & ~umask
+
+    def _write_file(self, path: str, data: bytes, mode: int) -> None:
+        fd, tmp = tempfile.mkstemp(prefix=".ozk-", dir=os.path.dirname(path))
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(data)
+            os.chmod(tmp, mode)
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+    def write(self, name: str, spec: dict[str, Any], launcher: bytes) -> str:
+        """Create or replace one of ozkernels' specs; never replaces a foreign one."""
+        target = os.path.join(self.path, name)
+        dmode, fmode, xmode = self._modes()
+        body = (json.dumps(spec, indent=1) + "\n").encode()
+        try:
+            os.makedirs(self.path, mode=dmode, exist_ok=True)
+            if os.path.isdir(target):
+                current = self.scan().get(name)
+                if current is None or current.owner is None:
+                    msg = f"{target} exists and was not written by ozkernels; left alone"
+                    raise SpecError(msg)
+                self._write_file(os.path.join(target, LAUNCHER_NAME), launcher, xmode)
+                self._write_file(os.path.join(target, "kernel.json"), body, fmode)
+                return target
+            tmpdir = tempfile.mkdtemp(prefix=".ozk-new-", dir=self.path)
+            os.chmod(tmpdir, dmode)
+            self._write_file(os.path.join(tmpdir, LAUNCHER_NAME), launcher, xmode)
+            self._write_file(os.path.join(tmpdir, "kernel.json"), body, fmode)
+            try:
+                os.rename(tmpdir, target)
+            except OSError:
+                shutil.rmtree(tmpdir, ignore_errors=True)
+                raise
+        except OSError as e:
+            msg = f"cannot write kernel {name!r} in {self.path}: {e.strerror}"
+            raise SpecError(msg) from e
+        return target
+
+    def remove(self, name: str) -> None:
+        """Remove one of ozkernels' specs, leaving any file it did not write."""
+        current = self.scan().get(name)
+        if current is None:
+            return
+        if current.owner is None:
+            msg = f"{current.path} was not written by ozkernels; left alone"
+            raise SpecError(msg)
+        try:
+            for filename in ("kernel.json", LAUNCHER_NAME):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(os.path.join(current.path, filename))
+            with contextlib.suppress(FileNotFoundError):
+                os.rmdir(current.path)
+        except OSError as e:
+            if e.errno != errno.ENOTEMPTY:
+                msg = f"cannot remove kernel {name!r}: {e.strerror}"
+                raise SpecError(msg) from e
+
+    def unsafe_reason(self) -> str:
+        """Why the kernels dir (or its nearest existing parent) is unsafe for site kernels."""
+        path = self.path
+        while not os.path.exists(path) and os.path.dirname(path) != path:
+            path = os.path.dirname(path)
+        try:
+            st = os.stat(path)
+        except OSError:
+            return ""
+        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            return f"{path} is writable by group or others (mode {stat.S_IMODE(st.st_mode):o})"
+        return ""
+
+    @contextlib.contextmanager
+    def lock(self, timeout: float = 30.0):
+        """Hold the directory's sync lock; concurrent syncs wait, then give up clearly."""
+        dmode = self._modes()[0]
+        try:
+            os.makedirs(self.path, mode=dmode, exist_ok=True)
+            fd = os.open(os.path.join(self.path, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as e:
+            msg = f"cannot use kernels directory {self.path}: {e.strerror}"
+            raise SpecError(msg) from e
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError as e:
+                    if time.monotonic() > deadline:
+                        msg = (f"another ozkernels sync has held {self.path} for over "
+                               f"{timeout:.0f} s; try again later")
+                        raise LockError(msg) from e
+                    time.sleep(0.05)
+            yield self
+        finally:
+            os.close(fd)

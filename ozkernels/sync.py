@@ -1,0 +1,198 @@
+"""Sync: plan what to add, update, remove or keep, then apply the plan."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from traitlets import Bool, Float, Unicode
+from traitlets.config import LoggingConfigurable
+
+from .environment import Environment
+from .sources import ModuleIndex
+from .specs import (
+    LAUNCHER_NAME,
+    build_spec,
+    choose_kernel_name,
+    display_name,
+    launcher_bytes,
+)
+from .store import KernelStore, SpecFile
+
+UP_TO_DATE = "up to date"
+NEEDS_SYNC = "needs sync"
+NO_IPYKERNEL = "no ipykernel"
+BROKEN = "broken"
+NO_KERNEL = "no kernel"
+SITE_KERNEL = "site kernel"
+UNTRACKED = "not found"
+
+
+@dataclass
+class Action:
+    """One change (or non-change) a sync makes to a kernel spec."""
+
+    op: str
+    name: str
+    env: Environment | None = None
+    spec: dict[str, Any] | None = None
+    reason: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready summary."""
+        owner = (self.spec or {}).get("metadata", {}).get("ozkernels", {})
+        return {"action": self.op, "kernel": self.name, "reason": self.reason,
+                "kind": self.env.kind if self.env else owner.get("kind", ""),
+                "prefix": self.env.prefix if self.env else owner.get("prefix", "")}
+
+
+@dataclass
+class Row:
+    """What `ozkernels list` shows for one environment."""
+
+    env: Environment
+    kernel: str = ""
+    status: str = ""
+    detail: str = ""
+    fix: str = ""
+    display_name: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict."""
+        data = self.env.to_dict()
+        data.update(kernel=self.kernel, status=self.status, detail=self.detail, fix=self.fix,
+                    display_name=self.display_name)
+        return data
+
+
+@dataclass
+class Plan:
+    """Everything a sync would do, and the state of every environment."""
+
+    kernels_dir: str
+    actions: list[Action] = field(default_factory=list)
+    rows: list[Row] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def changes(self) -> list[Action]:
+        """The actions that write or remove something."""
+        return [a for a in self.actions if a.op != "keep"]
+
+
+def _gone(owner: dict[str, Any], index: ModuleIndex) -> str:
+    """Why the environment behind an owned spec no longer exists, or ''."""
+    prefix, kind = owner.get("prefix", ""), owner.get("kind", "")
+    if not os.path.isdir(prefix):
+        return f"{prefix} no longer exists"
+    marker = {"venv": "pyvenv.cfg", "conda": os.path.join("conda-meta", "history")}.get(kind)
+    if marker and not os.path.exists(os.path.join(prefix, marker)):
+        return f"{prefix} is no longer a {kind} env"
+    if kind == "module" and index.modules and not any(
+        m.full_name == owner.get("env_name") for m in index.modules
+    ):
+        return f"module {owner.get('env_name')} no longer exists"
+    return ""
+
+
+class Syncer(LoggingConfigurable):
+    """Keeps ozkernels' kernel specs in one kernels dir in step with the environments."""
+
+    display_name_template = Unicode(
+        "Python {version} ({kind}: {name})",
+        help="Kernel display name; fields {version} {kind} {name} {prefix} {modules}.",
+    ).tag(config=True)
+    module_kernels = Bool(
+        False, help="Also write user kernels for module Pythons themselves (site syncs always do)."
+    ).tag(config=True)
+    lock_timeout = Float(
+        30.0, help="Seconds to wait for another sync of the same kernels dir before giving up."
+    ).tag(config=True)
+
+    def wanted(self, env: Environment, site: bool) -> bool:
+        """Whether env should have a kernel in this sync."""
+        return env.kernel_capable and (env.kind != "module" or self.module_kernels or site)
+
+    def plan(self, envs: list[Environment], store: KernelStore, index: ModuleIndex, *,
+             others: list[SpecFile] | None = None) -> Plan:
+        """Decide every action without writing anything."""
+        site = store.site
+        plan = Plan(kernels_dir=store.path)
+        if index.skipped:
+            plan.notes.append(index.skipped)
+        existing = store.scan()
+        owned: dict[tuple[str, str], SpecFile] = {}
+        for sf in existing.values():
+            if sf.owner:
+                owned.setdefault((sf.owner.get("kind", ""), sf.owner["prefix"]), sf)
+        taken = set(existing) | {sf.name.lower() for sf in others or []}
+        covered = {} if site else {
+            sf.owner["prefix"]: sf.name for sf in others or [] if sf.owner and sf.owner.get("site")
+        }
+        code = launcher_bytes()
+        for env in envs:
+            sf = owned.pop((env.kind, env.prefix), None)
+            row = Row(env=env, kernel=sf.name if sf else "", fix=env.fix)
+            plan.rows.append(row)
+            if env.prefix in covered and not sf:
+                row.kernel, row.status = covered[env.prefix], SITE_KERNEL
+                row.detail = "a site-wide kernel covers this environment"
+                continue
+            if not self.wanted(env, site):
+                self._unwanted(env, sf, row, plan)
+                continue
+            name = sf.name if sf else choose_kernel_name(env, taken, site)
+            taken.add(name)
+            spec = build_spec(
+                env, kernel_name=name, site=site, launcher_code=code,
+                launcher=os.path.join(os.path.abspath(store.path), name, LAUNCHER_NAME),
+                display=display_name(env, self.display_name_template),
+                lmod_cmd=index.lmod_cmd, modulepath=index.modulepath,
+            )
+            row.kernel, row.display_name = name, spec["display_name"]
+            fp = spec["metadata"]["ozkernels"]["fingerprint"]
+            if sf and sf.owner and sf.owner.get("fingerprint") == fp:
+                row.status = UP_TO_DATE
+                plan.actions.append(Action("keep", name, env, spec))
+            else:
+                row.status, row.fix = NEEDS_SYNC, "ozkernels sync" + (" --system" if site else "")
+                reason = "changed" if sf else "new environment"
+                plan.actions.append(Action("update" if sf else "add", name, env, spec, reason))
+        for sf in owned.values():
+            why = _gone(sf.owner or {}, index)
+            if why:
+                plan.actions.append(Action("remove", sf.name, None, sf.spec, why))
+            else:
+                plan.actions.append(Action("keep", sf.name, None, sf.spec,
+                                           "environment exists but was not found by discovery"))
+        return plan
+
+    def _unwanted(self, env: Environment, sf: SpecFile | None, row: Row, plan: Plan) -> None:
+        """Status (and removal) for an environment that gets no kernel."""
+        if env.broken:
+            row.status, row.detail = BROKEN, env.problem
+            if sf:
+                plan.actions.append(Action("keep", sf.name, env, sf.spec, "broken: " + env.problem))
+            return
+        if not env.has_ipykernel:
+            row.status = NO_IPYKERNEL
+            row.detail = "ipykernel is not installed in this environment"
+        else:
+            row.status, row.fix = NO_KERNEL, ""
+            row.detail = "module Pythons get kernels from a site sync or with module_kernels"
+        if sf:
+            plan.actions.append(Action("remove", sf.name, env, sf.spec, row.detail))
+            row.kernel = ""
+
+    def apply(self, plan: Plan, store: KernelStore) -> list[Action]:
+        """Carry out the plan's changes; return what was done."""
+        code = launcher_bytes()
+        done = []
+        for action in plan.changes:
+            if action.op == "remove":
+                store.remove(action.name)
+            elif action.spec is not None:
+                store.write(action.name, action.spec, code)
+            done.append(action)
+        return done
