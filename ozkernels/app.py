@@ -8,35 +8,38 @@ import sys
 from typing import Any
 
 from jupyter_core.application import JupyterApp, base_aliases, base_flags
-from jupyter_core.paths import SYSTEM_JUPYTER_PATH, jupyter_data_dir, jupyter_path
+from jupyter_core.paths import SYSTEM_JUPYTER_PATH
 from traitlets import Bool, Float, List, Unicode, default
+from traitlets.config import Configurable
 
 from . import __version__
 from .discovery import Discovery
 from .errors import NotFoundError, OzkernelsError
+from .manager import KernelsManager
 from .registry import Registry
 from .sources import Context
 from .sources.conda import CondaSource
 from .sources.modules import ModuleSource
 from .sources.venvs import VenvSource
-from .store import KernelStore, SpecFile
-from .sync import Plan, Syncer
+from .sync import BROKEN, NEEDS_SYNC, NO_IPYKERNEL, Plan, Syncer
 
-CONFIGURABLES = [Discovery, ModuleSource, VenvSource, CondaSource, Syncer]
+CONFIGURABLES: list[type[Configurable]] = [
+    KernelsManager, Discovery, ModuleSource, VenvSource, CondaSource, Syncer,
+]
 
 target_flags: dict[str, Any] = {
-    "user": ({"OzkernelsCommand": {"target": "user"}},
+    "user": ({"KernelsManager": {"target": "user"}},
              "Use the user's kernels dir (JUPYTER_DATA_DIR or ~/.local/share/jupyter; default)."),
-    "sys-prefix": ({"OzkernelsCommand": {"target": "sys-prefix"}},
+    "sys-prefix": ({"KernelsManager": {"target": "sys-prefix"}},
                    f"Use {sys.prefix}/share/jupyter/kernels (this Python's environment)."),
-    "system": ({"OzkernelsCommand": {"target": "system"}},
+    "system": ({"KernelsManager": {"target": "system"}},
                "Site-wide: module Pythons and site-configured envs, in "
                f"{SYSTEM_JUPYTER_PATH[0]}/kernels (or --prefix)."),
     "json": ({"OzkernelsCommand": {"json": True}}, "Print JSON for scripts instead of a table."),
     "debug": base_flags["debug"],
 }
 target_aliases: dict[str, Any] = {
-    "prefix": "OzkernelsCommand.prefix",
+    "prefix": "KernelsManager.prefix",
     "config": base_aliases.get("config", "JupyterApp.config_file"),
     "log-level": "Application.log_level",
 }
@@ -66,13 +69,6 @@ class OzkernelsCommand(JupyterApp):
     classes = CONFIGURABLES
 
     json = Bool(False, help="Print JSON for scripts instead of a table.").tag(config=True)
-    target = Unicode(
-        "user", help="Which kernels dir: 'user', 'sys-prefix' or 'system' (site-wide)."
-    ).tag(config=True)
-    prefix = Unicode(
-        "", help="Write kernels into PREFIX/share/jupyter/kernels (e.g. a site kernels tree "
-        "that is on JUPYTER_PATH); with --system it is the site prefix.",
-    ).tag(config=True)
 
     @default("log_level")
     def _default_log_level(self):
@@ -82,45 +78,14 @@ class OzkernelsCommand(JupyterApp):
     def _default_log_format(self):
         return "ozkernels: %(message)s"
 
+    def manager(self) -> KernelsManager:
+        """The manager for the kernels dir this run uses."""
+        return KernelsManager(parent=self)
+
     @property
     def site(self) -> bool:
         """Whether this run manages site-wide kernels."""
-        return self.target == "system"
-
-    def kernels_dir(self) -> str:
-        """The kernels dir this run manages."""
-        if self.prefix:
-            return os.path.abspath(os.path.join(self.prefix, "share", "jupyter", "kernels"))
-        if self.target == "sys-prefix":
-            return os.path.join(sys.prefix, "share", "jupyter", "kernels")
-        if self.site:
-            return os.path.join(SYSTEM_JUPYTER_PATH[0], "kernels")
-        return os.path.join(jupyter_data_dir(), "kernels")
-
-    def store(self) -> KernelStore:
-        """The managed kernels dir."""
-        return KernelStore(self.kernels_dir(), site=self.site)
-
-    def other_specs(self) -> list[SpecFile]:
-        """Specs in every other kernels dir on the Jupyter path."""
-        mine = os.path.realpath(self.kernels_dir())
-        found: list[SpecFile] = []
-        for d in jupyter_path("kernels"):
-            if os.path.realpath(d) != mine:
-                found += KernelStore(d).scan().values()
-        return found
-
-    def discovery(self) -> Discovery:
-        """Discovery configured from this app's config (site runs ignore the user's envs)."""
-        discovery = Discovery(parent=self)
-        if self.site:
-            discovery.registry_path = os.path.join(self.kernels_dir(), ".ozkernels-site.json")
-        return discovery
-
-    def plan(self, discovery: Discovery, context: Context, store: KernelStore) -> Plan:
-        """Discover and plan against one kernels dir."""
-        envs = discovery.environments(context)
-        return Syncer(parent=self).plan(envs, store, context.modules, others=self.other_specs())
+        return self.manager().site
 
     def emit(self, data: Any, text: str) -> None:
         """Print JSON or text, as asked."""
@@ -185,14 +150,9 @@ class SyncApp(OzkernelsCommand):
     force = Bool(False, help="Allow site kernels in a group/other-writable dir.").tag(config=True)
 
     def run(self) -> None:
-        """Plan under the lock, apply, report."""
-        store = self.store()
-        if self.site and not self.force and not self.dry_run:
-            unsafe = store.unsafe_reason()
-            if unsafe:
-                msg = f"refusing to write site kernels: {unsafe}; fix its mode or use --force"
-                raise OzkernelsError(msg)
-        discovery = self.discovery()
+        """Record active modules, plan under the lock, apply, report."""
+        manager = self.manager()
+        discovery = manager.discovery()
         registry = discovery.registry()
         context = Context(modules=discovery.module_index(), registry=registry)
         recorded = ""
@@ -202,11 +162,9 @@ class SyncApp(OzkernelsCommand):
             if recorded and not self.dry_run:
                 registry.save()
         if self.dry_run:
-            plan = self.plan(discovery, context, store)
+            plan = manager.plan(context)
         else:
-            with store.lock(Syncer(parent=self).lock_timeout):
-                plan = self.plan(discovery, context, store)
-                Syncer(parent=self).apply(plan, store)
+            plan, _ = manager.sync(context, force=self.force)
         self.report(plan, recorded)
 
     def report(self, plan: Plan, recorded: str) -> None:
@@ -237,8 +195,7 @@ class ListApp(OzkernelsCommand):
 
     def run(self) -> None:
         """Plan without writing and show the rows."""
-        discovery = self.discovery()
-        plan = self.plan(discovery, discovery.context(), self.store())
+        plan = self.manager().plan()
         self.notes(plan)
         data = {"kernels_dir": plan.kernels_dir, "environments": [r.to_dict() for r in plan.rows],
                 "notes": plan.notes}
@@ -246,11 +203,15 @@ class ListApp(OzkernelsCommand):
                  " ".join(r.env.modules) or "-", shorten(r.env.path or r.env.prefix)]
                 for r in plan.rows]
         text = table(rows, ["KIND", "NAME", "KERNEL", "STATUS", "MODULES", "PATH"])
-        problems = [r for r in plan.rows if r.status not in ("up to date", "site kernel")]
+        problems = [r for r in plan.rows if r.status in (BROKEN, NO_IPYKERNEL)]
         for r in problems:
             text += f"\n{r.env.kind}:{r.env.name}: {r.status}"
             text += f": {r.detail}" if r.detail else ""
             text += f"\n    fix: {r.fix}" if r.fix else ""
+        stale = sum(r.status == NEEDS_SYNC for r in plan.rows)
+        if stale:
+            flag = " --system" if self.site else ""
+            text += f"\n{stale} kernel(s) need sync: run 'ozkernels sync{flag}'"
         self.emit(data, text)
 
 
@@ -273,18 +234,18 @@ class AddApp(OzkernelsCommand):
         elif os.path.exists(os.path.join(path, "conda-meta", "history")):
             kind = "conda"
         else:
-            msg = f"{path} is neither a venv (no pyvenv.cfg) nor a conda env (no conda-meta/history)"
+            msg = (f"{path} is neither a venv (no pyvenv.cfg) nor a conda env "
+                   "(no conda-meta/history)")
             raise NotFoundError(msg)
-        discovery = self.discovery()
-        registry = discovery.registry()
+        manager = self.manager()
+        registry = manager.discovery().registry()
         changes: dict[str, Any] = {"kind": kind, "added": True, "ignored": False}
         if self.modules:
             changes["modules"] = list(self.modules)
         registry.update(os.path.realpath(path), **changes)
         registry.save()
-        sync = SyncApp(parent=self, json=self.json, target=self.target, prefix=self.prefix)
-        sync.run()
-        plan_env = [r for r in self.plan(discovery, discovery.context(), self.store()).rows
+        SyncApp(parent=self, json=self.json).run()
+        plan_env = [r for r in manager.plan().rows
                     if r.env.prefix == os.path.realpath(path)]
         if plan_env and not plan_env[0].kernel:
             row = plan_env[0]
@@ -303,7 +264,8 @@ class RemoveApp(OzkernelsCommand):
         if len(self.extra_args) != 1:
             raise OzkernelsError("usage: ozkernels remove NAME|PATH")
         arg = self.extra_args[0]
-        store = self.store()
+        manager = self.manager()
+        store = manager.store()
         specs = store.scan()
         target = specs.get(arg.lower())
         if target is None and os.path.exists(arg):
@@ -315,8 +277,7 @@ class RemoveApp(OzkernelsCommand):
         if target.owner is None:
             msg = f"kernel {target.name!r} was not written by ozkernels; left alone"
             raise OzkernelsError(msg)
-        discovery = self.discovery()
-        registry = discovery.registry()
+        registry = manager.discovery().registry()
         registry.update(target.owner["prefix"], ignored=True, added=False)
         with store.lock():
             store.remove(target.name)
@@ -339,7 +300,7 @@ class CheckApp(OzkernelsCommand):
         """Check the kernels one by one, with progress on stderr."""
         from .check import check_kernel
 
-        store = self.store()
+        store = self.manager().store()
         owned = {n: s for n, s in store.scan().items() if s.owner}
         names = [n.lower() for n in self.extra_args] or sorted(owned)
         unknown = [n for n in names if n not in owned]
@@ -421,12 +382,8 @@ class OzkernelsApp(JupyterApp):
     """
     classes = CONFIGURABLES
     subcommands = {
-        "sync": (SyncApp, SyncApp.__doc__.splitlines()[0]),
-        "list": (ListApp, ListApp.__doc__.splitlines()[0]),
-        "add": (AddApp, AddApp.__doc__.splitlines()[0]),
-        "remove": (RemoveApp, RemoveApp.__doc__.splitlines()[0]),
-        "check": (CheckApp, CheckApp.__doc__.splitlines()[0]),
-        "demo": (DemoApp, DemoApp.__doc__.splitlines()[0]),
+        app.__name__[:-3].lower(): (app, (app.__doc__ or "").splitlines()[0])
+        for app in (SyncApp, ListApp, AddApp, RemoveApp, CheckApp, DemoApp)
     }
 
     def start(self) -> None:
@@ -435,7 +392,8 @@ class OzkernelsApp(JupyterApp):
             self.print_help()
             print("\nSubcommands: " + ", ".join(self.subcommands), file=sys.stderr)
             self.exit(2)
-        self.subapp.start()
+        else:
+            self.subapp.start()
 
 
 def main() -> None:

@@ -93,7 +93,7 @@ class Discovery(LoggingConfigurable):
         seen: set[str] = set()
         found = []
         for name in self.sources:
-            for env in self.source(name).find(context):
+            for env in sorted(self.source(name).find(context), key=lambda e: e.name.lower()):
                 record = context.registry.get(env.prefix)
                 if env.prefix in seen or (record and record.ignored):
                     continue

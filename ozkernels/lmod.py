@@ -54,10 +54,12 @@ def find_lmod_cmd(environ: dict[str, str] | None = None) -> str | None:
     return None
 
 
-def parse_spider(data: dict) -> list[ModuleInfo]:
+def parse_spider(data: dict | list) -> list[ModuleInfo]:
     """ModuleInfo for every modulefile in `spider -o spider-json` output."""
+    if not data:
+        return []  # an empty tree prints [] rather than {}
     found = []
-    for entries in data.values():
+    for entries in data.values():  # type: ignore[union-attr]
         for path, entry in entries.items():
             chains = [tuple(c) for c in entry.get("parentAA") or [] if c]
             found.append(

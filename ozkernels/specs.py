@@ -23,6 +23,11 @@ def launcher_bytes() -> bytes:
     return files("ozkernels").joinpath("launcher.sh").read_bytes()
 
 
+def launcher_files() -> dict[str, bytes]:
+    """The executable files every kernel dir gets."""
+    return {LAUNCHER_NAME: launcher_bytes()}
+
+
 def slug(text: str) -> str:
     """A kernel-name-safe rendering of any text ('' when nothing survives)."""
     ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
@@ -78,16 +83,17 @@ def launcher_argv(env: Environment, launcher: str, kernel_name: str, lmod_cmd: s
     return [*argv, "--kernel", kernel_name, "--", "-f", "{connection_file}"]
 
 
-def fingerprint(spec: dict[str, Any], launcher: bytes) -> str:
-    """A hash of everything that makes a spec what it is, launcher included."""
+def fingerprint(spec: dict[str, Any], files: dict[str, bytes]) -> str:
+    """A hash of everything that makes a spec what it is, its executable files included."""
     h = hashlib.sha256(json.dumps(spec, sort_keys=True).encode())
-    h.update(launcher)
+    for name in sorted(files):
+        h.update(name.encode() + b"\0" + files[name])
     return h.hexdigest()[:16]
 
 
 def build_spec(env: Environment, *, kernel_name: str, launcher: str, display: str,
                lmod_cmd: str = "", modulepath: str = "", site: bool = False,
-               launcher_code: bytes = b"") -> dict[str, Any]:
+               files: dict[str, bytes] | None = None) -> dict[str, Any]:
     """The kernel.json dict for an environment."""
     spec: dict[str, Any] = {
         "argv": launcher_argv(env, launcher, kernel_name, lmod_cmd, modulepath),
@@ -104,10 +110,20 @@ def build_spec(env: Environment, *, kernel_name: str, launcher: str, display: st
                 "env_name": env.name,
                 "modules": list(env.modules),
                 "site": site,
+                "variant": "",
+                "files": sorted(files or {}),
             },
         },
     }
-    spec["metadata"]["ozkernels"]["fingerprint"] = fingerprint(spec, launcher_code)
+    return seal(spec, files or {})
+
+
+def seal(spec: dict[str, Any], files: dict[str, bytes]) -> dict[str, Any]:
+    """Set (or reset) the spec's fingerprint over its content and files."""
+    owner = spec["metadata"]["ozkernels"]
+    owner.pop("fingerprint", None)
+    owner["files"] = sorted(files)
+    owner["fingerprint"] = fingerprint(spec, files)
     return spec
 
 

@@ -85,8 +85,8 @@ class KernelStore:
                 os.unlink(tmp)
             raise
 
-    def write(self, name: str, spec: dict[str, Any], launcher: bytes) -> str:
-        """Create or replace one of ozkernels' specs; never replaces a foreign one."""
+    def write(self, name: str, spec: dict[str, Any], files: dict[str, bytes]) -> str:
+        """Create or replace one of ozkernels' specs and its executables; never a foreign one."""
         target = os.path.join(self.path, name)
         dmode, fmode, xmode = self._modes()
         body = (json.dumps(spec, indent=1) + "\n").encode()
@@ -97,12 +97,14 @@ class KernelStore:
                 if current is None or current.owner is None:
                     msg = f"{target} exists and was not written by ozkernels; left alone"
                     raise SpecError(msg)
-                self._write_file(os.path.join(target, LAUNCHER_NAME), launcher, xmode)
+                for filename, data in files.items():
+                    self._write_file(os.path.join(target, filename), data, xmode)
                 self._write_file(os.path.join(target, "kernel.json"), body, fmode)
                 return target
             tmpdir = tempfile.mkdtemp(prefix=".ozk-new-", dir=self.path)
             os.chmod(tmpdir, dmode)
-            self._write_file(os.path.join(tmpdir, LAUNCHER_NAME), launcher, xmode)
+            for filename, data in files.items():
+                self._write_file(os.path.join(tmpdir, filename), data, xmode)
             self._write_file(os.path.join(tmpdir, "kernel.json"), body, fmode)
             try:
                 os.rename(tmpdir, target)
@@ -123,7 +125,8 @@ class KernelStore:
             msg = f"{current.path} was not written by ozkernels; left alone"
             raise SpecError(msg)
         try:
-            for filename in ("kernel.json", LAUNCHER_NAME):
+            written = current.owner.get("files") or [LAUNCHER_NAME]
+            for filename in ["kernel.json", *[os.path.basename(f) for f in written]]:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(os.path.join(current.path, filename))
             with contextlib.suppress(FileNotFoundError):

@@ -16,7 +16,8 @@ from .specs import (
     build_spec,
     choose_kernel_name,
     display_name,
-    launcher_bytes,
+    launcher_files,
+    seal,
 )
 from .store import KernelStore, SpecFile
 
@@ -38,6 +39,7 @@ class Action:
     env: Environment | None = None
     spec: dict[str, Any] | None = None
     reason: str = ""
+    files: dict[str, bytes] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready summary."""
@@ -81,6 +83,20 @@ class Plan:
         return [a for a in self.actions if a.op != "keep"]
 
 
+@dataclass
+class Wanted:
+    """A kernel a sync wants for an environment: the base one or a variant (e.g. Slurm)."""
+
+    variant: str
+    spec: dict[str, Any]
+    files: dict[str, bytes]
+    suffix: str = ""
+
+
+def _key(owner: dict[str, Any]) -> tuple[str, str, str]:
+    return owner.get("kind", ""), owner.get("prefix", ""), owner.get("variant", "")
+
+
 def _gone(owner: dict[str, Any], index: ModuleIndex) -> str:
     """Why the environment behind an owned spec no longer exists, or ''."""
     prefix, kind = owner.get("prefix", ""), owner.get("kind", "")
@@ -122,17 +138,17 @@ class Syncer(LoggingConfigurable):
         if index.skipped:
             plan.notes.append(index.skipped)
         existing = store.scan()
-        owned: dict[tuple[str, str], SpecFile] = {}
-        for sf in existing.values():
-            if sf.owner:
-                owned.setdefault((sf.owner.get("kind", ""), sf.owner["prefix"]), sf)
-        taken = set(existing) | {sf.name.lower() for sf in others or []}
+        owned: dict[tuple[str, str, str], SpecFile] = {}
+        for found in existing.values():
+            if found.owner:
+                owned.setdefault(_key(found.owner), found)
+        taken = set(existing) | {o.name.lower() for o in others or []}
         covered = {} if site else {
-            sf.owner["prefix"]: sf.name for sf in others or [] if sf.owner and sf.owner.get("site")
+            o.owner["prefix"]: o.name for o in others or [] if o.owner and o.owner.get("site")
         }
-        code = launcher_bytes()
+        files = launcher_files()
         for env in envs:
-            sf = owned.pop((env.kind, env.prefix), None)
+            sf: SpecFile | None = owned.pop((env.kind, env.prefix, ""), None)
             row = Row(env=env, kernel=sf.name if sf else "", fix=env.fix)
             plan.rows.append(row)
             if env.prefix in covered and not sf:
@@ -145,28 +161,56 @@ class Syncer(LoggingConfigurable):
             name = sf.name if sf else choose_kernel_name(env, taken, site)
             taken.add(name)
             spec = build_spec(
-                env, kernel_name=name, site=site, launcher_code=code,
+                env, kernel_name=name, site=site, files=files,
                 launcher=os.path.join(os.path.abspath(store.path), name, LAUNCHER_NAME),
                 display=display_name(env, self.display_name_template),
                 lmod_cmd=index.lmod_cmd, modulepath=index.modulepath,
             )
             row.kernel, row.display_name = name, spec["display_name"]
-            fp = spec["metadata"]["ozkernels"]["fingerprint"]
-            if sf and sf.owner and sf.owner.get("fingerprint") == fp:
-                row.status = UP_TO_DATE
-                plan.actions.append(Action("keep", name, env, spec))
-            else:
-                row.status, row.fix = NEEDS_SYNC, "ozkernels sync" + (" --system" if site else "")
-                reason = "changed" if sf else "new environment"
-                plan.actions.append(Action("update" if sf else "add", name, env, spec, reason))
+            row.status = self._want(plan, env, name, Wanted("", spec, files), sf, site)
+            for extra in self.variants(env, name, spec, files, store.path):
+                vsf: SpecFile | None = owned.pop((env.kind, env.prefix, extra.variant), None)
+                vname = vsf.name if vsf else choose_kernel_name(env, taken, site) + extra.suffix
+                if not vsf and vname in taken:
+                    vname = f"{name}{extra.suffix}-{len(taken)}"
+                taken.add(vname)
+                self._want(plan, env, vname, extra, vsf, site)
+                if plan.actions[-1].op != "keep":
+                    row.status = NEEDS_SYNC
+        seen = {(e.kind, e.prefix) for e in envs}
         for sf in owned.values():
+            kind, prefix, variant = _key(sf.owner or {})
             why = _gone(sf.owner or {}, index)
+            if not why and (kind, prefix) in seen:
+                why = f"variant {variant!r} is no longer configured" if variant else \
+                    "no longer wanted"
             if why:
                 plan.actions.append(Action("remove", sf.name, None, sf.spec, why))
             else:
                 plan.actions.append(Action("keep", sf.name, None, sf.spec,
                                            "environment exists but was not found by discovery"))
         return plan
+
+    def variants(self, env: Environment, name: str, spec: dict[str, Any],
+                 files: dict[str, bytes], kernels_dir: str) -> list[Wanted]:
+        """Further kernels for an environment besides its base one (none here)."""
+        return []
+
+    def _want(self, plan: Plan, env: Environment, name: str, wanted: Wanted,
+              sf: SpecFile | None, site: bool) -> str:
+        """Plan add/update/keep of one wanted kernel; return the row status it implies."""
+        spec = wanted.spec
+        if wanted.variant:
+            spec["metadata"]["ozkernels"]["variant"] = wanted.variant
+            seal(spec, wanted.files)
+        fp = spec["metadata"]["ozkernels"]["fingerprint"]
+        if sf and sf.owner and sf.owner.get("fingerprint") == fp:
+            plan.actions.append(Action("keep", name, env, spec, files=wanted.files))
+            return UP_TO_DATE
+        reason = "changed" if sf else "new environment"
+        plan.actions.append(Action("update" if sf else "add", name, env, spec, reason,
+                                   files=wanted.files))
+        return NEEDS_SYNC
 
     def _unwanted(self, env: Environment, sf: SpecFile | None, row: Row, plan: Plan) -> None:
         """Status (and removal) for an environment that gets no kernel."""
@@ -187,12 +231,11 @@ class Syncer(LoggingConfigurable):
 
     def apply(self, plan: Plan, store: KernelStore) -> list[Action]:
         """Carry out the plan's changes; return what was done."""
-        code = launcher_bytes()
         done = []
         for action in plan.changes:
             if action.op == "remove":
                 store.remove(action.name)
             elif action.spec is not None:
-                store.write(action.name, action.spec, code)
+                store.write(action.name, action.spec, action.files)
             done.append(action)
         return done

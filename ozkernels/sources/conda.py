@@ -6,6 +6,7 @@ import glob
 import os
 import re
 import stat
+from typing import Any
 
 from traitlets import List, Unicode
 
@@ -18,7 +19,8 @@ _KEY = re.compile(r"^(envs_dirs|envs_path)\s*:\s*(.*)$")
 
 def condarc_paths(environ, home: str) -> list[str]:
     """conda's configuration search path, in conda's order."""
-    paths = ["/etc/conda/.condarc", "/etc/conda/condarc", *sorted(glob.glob("/etc/conda/condarc.d/*.yml")),
+    paths = ["/etc/conda/.condarc", "/etc/conda/condarc",
+             *sorted(glob.glob("/etc/conda/condarc.d/*.yml")),
              "/var/lib/conda/.condarc", "/var/lib/conda/condarc"]
     if environ.get("CONDA_ROOT"):
         paths.append(os.path.join(environ["CONDA_ROOT"], ".condarc"))
@@ -132,8 +134,8 @@ class CondaSource(Source):
         python = os.path.join(real, "bin", "python")
         base = (self.conda_module,) if self.conda_module else ()
         modules = context.recorded_modules(real, base)
-        common = {"kind": "conda", "prefix": real, "name": name, "path": path,
-                  "python": python, "modules": modules, "origin": "conda"}
+        common: dict[str, Any] = {"kind": "conda", "prefix": real, "name": name, "path": path,
+                                  "python": python, "modules": modules, "origin": "conda"}
         version = version_from_python_link(python)
         if not os.path.exists(python):
             return Environment(fix=f"mamba install -p {real!r} python ipykernel", **common)

@@ -87,7 +87,8 @@ class VenvSource(Source):
                     link = entry.is_symlink()
                 except OSError:
                     continue
-                child_real = os.path.realpath(entry.path) if link else os.path.join(real, entry.name)
+                child_real = (os.path.realpath(entry.path) if link
+                              else os.path.join(real, entry.name))
                 if child_real in seen or child_real in visited:
                     continue
                 cfg = _try_cfg(entry.path)

@@ -1,0 +1,64 @@
+"""Shared fixtures: one real test site per session, a fresh kernels dir and an ozkernels runner."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Mapping
+from typing import Protocol
+
+import pytest
+
+from ozkernels.testsite import Site, build_site
+
+
+class RunOzk(Protocol):
+    """Signature of the run_ozk fixture."""
+
+    def __call__(
+        self,
+        *args: str,
+        env: Mapping[str, str] | None = None,
+        check: bool = True,
+        timeout: float = 120,
+    ) -> subprocess.CompletedProcess[str]:
+        """Run `python -m ozkernels *args`."""
+
+
+@pytest.fixture(scope="session")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Site:
+    """The session's site; missing Lmod or patchelf is a failure (tests/run.sh installs them)."""
+    return build_site(tmp_path_factory.mktemp("site"), lmod=True, hostile=True)
+
+
+@pytest.fixture
+def site_env(site: Site, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """The site's environment with a kernels dir of this test's own."""
+    return site.environ(JUPYTER_DATA_DIR=str(tmp_path_factory.mktemp("jupyter-data")))
+
+
+@pytest.fixture
+def run_ozk(site_env: dict[str, str]) -> RunOzk:
+    """Run the ozkernels CLI in a subprocess, by default against the site."""
+
+    def run(
+        *args: str,
+        env: Mapping[str, str] | None = None,
+        check: bool = True,
+        timeout: float = 120,
+    ) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, "-m", "ozkernels", *args]
+        proc = subprocess.run(
+            cmd,
+            env=dict(site_env if env is None else env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+        if check:
+            output = f"--- stdout\n{proc.stdout}\n--- stderr\n{proc.stderr}"
+            assert proc.returncode == 0, f"{cmd} exited {proc.returncode}\n{output}"
+        return proc
+
+    return run

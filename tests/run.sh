@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The one test command: installs what is missing, then lint, types, tests, browser tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PYTHON=${PYTHON:-python3}
+APT_PACKAGES=(lmod patchelf chromium strace)
+export DEBIAN_FRONTEND=noninteractive PIP_DISABLE_PIP_VERSION_CHECK=1
+
+step() { printf '\n==> %s\n' "$*"; }
+
+installed() { dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'; }
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+    installed "$pkg" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+    sudo=()
+    if [ "$(id -u)" -ne 0 ]; then sudo=(sudo -n); fi
+    step "apt-get install ${missing[*]}"
+    "${sudo[@]}" apt-get update -q
+    "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+    step "Debian packages present: ${APT_PACKAGES[*]}"
+fi
+
+step "pip install -e '.[test]' with $("$PYTHON" -c 'import sys; print(sys.executable, sys.version.split()[0])')"
+"$PYTHON" -m pip install -q --no-input -e '.[test]'
+
+lint_dirs=()
+for dir in ozkernels tests benchmarks; do
+    if [ -d "$dir" ]; then lint_dirs+=("$dir"); fi
+done
+step "ruff check ${lint_dirs[*]}"
+"$PYTHON" -m ruff check "${lint_dirs[@]}"
+
+step "mypy (config in pyproject.toml)"
+"$PYTHON" -m mypy
+
+step "pytest -m 'not browser'"
+"$PYTHON" -m pytest -m "not browser" -p no:cacheprovider
+
+step "pytest -m browser (headless Chromium)"
+rc=0
+"$PYTHON" -m pytest -m browser -p no:cacheprovider || rc=$?
+if [ "$rc" -eq 5 ]; then
+    echo "no browser tests collected: OK"
+elif [ "$rc" -ne 0 ]; then
+    exit "$rc"
+fi
+
+step "all checks passed"
