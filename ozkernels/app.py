@@ -15,9 +15,9 @@ from traitlets.config import Configurable
 from . import __version__
 from .discovery import Discovery
 from .errors import NotFoundError, OzkernelsError
+from .layout import env_kind
 from .manager import KernelsManager
 from .registry import Registry
-from .sources import Context
 from .sources.conda import CondaSource
 from .sources.modules import ModuleSource
 from .sources.venvs import VenvSource
@@ -153,8 +153,8 @@ class SyncApp(OzkernelsCommand):
         """Record active modules, plan under the lock, apply, report."""
         manager = self.manager()
         discovery = manager.discovery()
-        registry = discovery.registry()
-        context = Context(modules=discovery.module_index(), registry=registry)
+        context = manager.context()
+        registry = context.registry
         recorded = ""
         if not self.site:
             envs = discovery.environments(context)
@@ -229,11 +229,8 @@ class AddApp(OzkernelsCommand):
         if len(self.extra_args) != 1:
             raise OzkernelsError("usage: ozkernels add PATH [--module M ...]")
         path = os.path.abspath(os.path.expanduser(self.extra_args[0]))
-        if os.path.exists(os.path.join(path, "pyvenv.cfg")):
-            kind = "venv"
-        elif os.path.exists(os.path.join(path, "conda-meta", "history")):
-            kind = "conda"
-        else:
+        kind = env_kind(path)
+        if not kind:
             msg = (f"{path} is neither a venv (no pyvenv.cfg) nor a conda env "
                    "(no conda-meta/history)")
             raise NotFoundError(msg)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
+import re
 
 from jupyter_core.paths import jupyter_data_dir
 from traitlets import Bool, List, Unicode, default
@@ -13,6 +16,21 @@ from .errors import LmodError
 from .lmod import SpiderCache, find_lmod_cmd, run_spider
 from .registry import Registry
 from .sources import Context, ModuleIndex, Source, load_source_class
+
+
+def base_modulepath(environ) -> str:
+    """MODULEPATH without what loaded modules added (Lmod records the base in its table)."""
+    current = environ.get("MODULEPATH", "")
+    size = environ.get("_ModuleTable_Sz_", "")
+    if not size.isdigit() or not environ.get("LOADEDMODULES"):
+        return current
+    chunks = "".join(environ.get(f"_ModuleTable{i:03d}_", "") for i in range(1, int(size) + 1))
+    try:
+        table = base64.b64decode(chunks).decode("utf-8", "replace")
+    except (ValueError, binascii.Error):
+        return current
+    m = re.search(r'systemBaseMPATH\s*=\s*"([^"]*)"', table)
+    return m.group(1) if m and m.group(1) else current
 
 
 def cache_home() -> str:
@@ -65,7 +83,7 @@ class Discovery(LoggingConfigurable):
         if not any(s in ("modules", "venvs", "conda") for s in self.sources):
             return ModuleIndex()
         lmod_cmd = self.lmod_cmd or find_lmod_cmd()
-        modulepath = self.modulepath or os.environ.get("MODULEPATH", "")
+        modulepath = self.modulepath or base_modulepath(os.environ)
         if not lmod_cmd:
             return ModuleIndex(skipped="Lmod not found (set LMOD_CMD); module Pythons skipped")
         if not modulepath:
@@ -84,9 +102,10 @@ class Discovery(LoggingConfigurable):
                                skipped=f"{e}; module Pythons skipped")
         return ModuleIndex(modules=modules, lmod_cmd=lmod_cmd, modulepath=modulepath)
 
-    def context(self, registry: Registry | None = None) -> Context:
+    def context(self, registry: Registry | None = None, site: bool = False) -> Context:
         """The shared context sources consult."""
-        return Context(modules=self.module_index(), registry=registry or self.registry())
+        return Context(modules=self.module_index(), registry=registry or self.registry(),
+                       site=site)
 
     def environments(self, context: Context) -> list[Environment]:
         """Every environment from every source, once per real prefix, ignored ones left out."""

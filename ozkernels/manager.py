@@ -6,11 +6,13 @@ import os
 import sys
 
 from jupyter_core.paths import SYSTEM_JUPYTER_PATH, jupyter_data_dir, jupyter_path
-from traitlets import Unicode
+from traitlets import List, Unicode
 from traitlets.config import LoggingConfigurable
 
 from .discovery import Discovery
 from .errors import OzkernelsError
+from .layout import env_kind
+from .registry import Registry
 from .sources import Context
 from .store import KernelStore, SpecFile
 from .sync import Action, Plan, Syncer
@@ -24,6 +26,11 @@ class KernelsManager(LoggingConfigurable):
     ).tag(config=True)
     prefix = Unicode(
         "", help="Use PREFIX/share/jupyter/kernels (e.g. a site kernels tree on JUPYTER_PATH)."
+    ).tag(config=True)
+    site_envs = List(
+        Unicode(), default_value=[],
+        help="venvs and conda envs (paths) that get site-wide kernels in a --system sync, "
+        "besides every module Python.",
     ).tag(config=True)
 
     @property
@@ -55,11 +62,27 @@ class KernelsManager(LoggingConfigurable):
         return found
 
     def discovery(self) -> Discovery:
-        """Discovery configured from the same config (site runs keep their own registry)."""
-        discovery = Discovery(parent=self)
+        """Discovery configured from the same config."""
+        return Discovery(parent=self)
+
+    def site_registry(self) -> Registry:
+        """An in-memory registry of the configured site envs (nobody's home is searched)."""
+        registry = Registry(os.devnull)
+        for path in self.site_envs:
+            path = os.path.expanduser(os.path.expandvars(path))
+            kind = env_kind(path)
+            if not kind:
+                self.log.warning("site env %s is neither a venv nor a conda env; skipped", path)
+                continue
+            registry.update(os.path.realpath(path), kind=kind, added=True)
+        return registry
+
+    def context(self) -> Context:
+        """The discovery context: the user's registry, or the site's envs for a site run."""
+        discovery = self.discovery()
         if self.site:
-            discovery.registry_path = os.path.join(self.kernels_dir(), ".ozkernels-site.json")
-        return discovery
+            return discovery.context(self.site_registry(), site=True)
+        return discovery.context()
 
     def syncer(self) -> Syncer:
         """The configured syncer."""
@@ -67,9 +90,8 @@ class KernelsManager(LoggingConfigurable):
 
     def plan(self, context: Context | None = None) -> Plan:
         """Discover and plan without writing anything."""
-        discovery = self.discovery()
-        context = context or discovery.context()
-        envs = discovery.environments(context)
+        context = context or self.context()
+        envs = self.discovery().environments(context)
         return self.syncer().plan(envs, self.store(), context.modules, others=self.other_specs())
 
     def sync(self, context: Context | None = None, *,

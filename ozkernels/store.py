@@ -66,11 +66,11 @@ class KernelStore:
         return found
 
     def _modes(self) -> tuple[int, int, int]:
-        # Site kernels must not be writable by users whatever the umask says.
-        if self.site:
-            return 0o755, 0o644, 0o755
         umask = os.umask(0)
         os.umask(umask)
+        if self.site:
+            # Site kernels must never be writable by users, whatever the umask allows.
+            return 0o755 & ~umask, 0o644 & ~umask, 0o755 & ~umask
         return 0o777 & ~umask, 0o666 & ~umask, 0o777 & ~umask
 
     def _write_file(self, path: str, data: bytes, mode: int) -> None:

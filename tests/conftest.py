@@ -62,3 +62,28 @@ def run_ozk(site_env: dict[str, str]) -> RunOzk:
         return proc
 
     return run
+
+
+def make_venv(site: Site, path, module: str = "python/3.11.7", *, system: bool = True) -> None:
+    """Create a real venv with a module Python, the way a user on the site would."""
+    env = site.module_environ(f"gcccore/{site_gcc()}", module)
+    prefix = site.modules[module]
+    cmd = [str(prefix / "bin" / "python3"), "-m", "venv", "--without-pip", str(path)]
+    if system:
+        cmd.insert(4, "--system-site-packages")
+    subprocess.run(cmd, env=env, check=True, timeout=60, capture_output=True)
+
+
+def site_gcc() -> str:
+    """The site's gcccore version."""
+    from ozkernels.testsite import GCC_VERSION
+
+    return GCC_VERSION
+
+
+@pytest.fixture
+def own_site(tmp_path: object) -> Site:
+    """A private site for tests that change it (it builds in about half a second)."""
+    from pathlib import Path
+
+    return build_site(Path(str(tmp_path)) / "site", lmod=True, hostile=False)

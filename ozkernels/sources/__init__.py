@@ -54,6 +54,7 @@ class Context:
     modules: ModuleIndex
     registry: Registry
     home: str = field(default_factory=lambda: os.path.expanduser("~"))
+    site: bool = False
 
     def recorded_modules(self, prefix: str, base: tuple[str, ...]) -> tuple[str, ...]:
         """Modules recorded for this env, else the base chain; the base chain is kept."""

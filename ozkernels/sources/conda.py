@@ -100,6 +100,8 @@ class CondaSource(Source):
         candidates: list[tuple[str, str]] = []  # (path as listed, name)
         for path in context.registry.added("conda"):
             candidates.append((path, ""))
+        if context.site:
+            return self._valid(candidates, {}, context)
         try:
             with open(os.path.join(context.home, ".conda", "environments.txt"),
                       encoding="utf-8", errors="replace") as f:
@@ -115,6 +117,10 @@ class CondaSource(Source):
                 continue
             real_dirs[os.path.realpath(d)] = d
             candidates += [(os.path.join(d, n), n) for n in entries]
+        return self._valid(candidates, real_dirs, context)
+
+    def _valid(self, candidates, real_dirs, context: Context) -> list[Environment]:
+        """Inspect each candidate that is a conda env, once per real path."""
         seen: set[str] = set()
         found = []
         real_parents: dict[str, str] = {}
@@ -125,7 +131,8 @@ class CondaSource(Source):
             seen.add(real)
             if not name:
                 parent = os.path.dirname(real)
-                name = os.path.basename(real) if parent in real_dirs else real
+                name = os.path.basename(real) if parent in real_dirs or \
+                    os.path.basename(parent) == "envs" else real
             found.append(self.inspect(path, real, name, context))
         return found
 

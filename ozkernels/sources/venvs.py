@@ -47,7 +47,8 @@ class VenvSource(Source):
         seen: set[str] = set()
         found: list[Environment] = []
         bases: dict[tuple[str, str], bool] = {}
-        explicit = [os.path.expanduser(os.path.expandvars(p)) for p in self.paths]
+        explicit = [] if context.site else [
+            os.path.expanduser(os.path.expandvars(p)) for p in self.paths]
         for path in [*explicit, *context.registry.added("venv")]:
             real = os.path.realpath(path)
             if real not in seen and os.path.isdir(path):
@@ -56,7 +57,7 @@ class VenvSource(Source):
                 env = self.inspect(path, real, context, bases, origin="added", cfg=cfg)
                 if env:
                     found.append(env)
-        for root in self.roots:
+        for root in [] if context.site else self.roots:
             root = os.path.expanduser(os.path.expandvars(root))
             for path, real, cfg in self.walk(root, seen):
                 env = self.inspect(path, real, context, bases, origin=root, cfg=cfg)

@@ -1,0 +1,285 @@
+#!/bin/bash -p
+# ozkernels kernel launcher: load Lmod modules, activate a venv or conda env, exec ipykernel.
+#
+# -p (privileged mode) keeps the server's environment from reprogramming this script: BASH_ENV
+# is not sourced (no start-up cost either), exported functions are not imported (they stay in
+# the environment for the kernel), SHELLOPTS, BASHOPTS and GLOBIGNORE are ignored.
+#
+# ozkernels copies this file into every kernel dir as "ozkernels-launch"; kernel.json runs:
+#   ozkernels-launch --kind venv|conda|module --prefix PREFIX --python PYTHON [--name NAME]
+#                    [--module MOD]... [--lmod-cmd PATH] [--modulepath STR] [--kernel NAME]
+#                    -- ARG...
+# and the ARGs go verbatim to "PYTHON -m ipykernel_launcher".
+#
+# Every problem prints one line "ozkernels: kernel 'NAME': ..." on stderr and exits non-zero,
+# because Jupyter only shows (or logs) what a dying kernel printed.  Names and paths are data:
+# nothing is eval'ed except Lmod's own output and export lines quoted by _ozk_env_vars_py.
+# Internal names start with _ozk_ so that sourced activate.d scripts are unlikely to clobber them
+# (conda env var names are upper-cased, as conda does, so they cannot).
+
+# Standard Lmod locations, tried last (one line: tests replace it to simulate a host without Lmod).
+_ozk_lmod_std=(/usr/share/lmod/lmod/libexec/lmod /opt/apps/lmod/lmod/libexec/lmod /usr/local/lmod/lmod/libexec/lmod)
+
+_ozk_kernel=${0%/*}
+_ozk_kernel=${_ozk_kernel##*/}
+
+_ozk_die() {
+    local msg=${1//$'\n'/ }
+    printf "ozkernels: kernel '%s': %s\n" "${_ozk_kernel//$'\n'/ }" "$msg" >&2
+    exit "${2:-1}"
+}
+
+# Strip one directory from PATH, matching whole elements only.
+_ozk_path_remove() {
+    local p=":$PATH:"
+    [[ -n $1 ]] || return 0
+    while [[ $p == *":$1:"* ]]; do
+        p=${p//":$1:"/:}
+    done
+    p=${p#:}
+    PATH=${p%:}
+}
+
+# Condense Lmod's stderr to one line: the error paragraph, else the first one.
+_ozk_condense() {
+    local line para="" first="" pick=""
+    while IFS= read -r line || [[ -n $line ]]; do
+        line=${line//[$'\r\t']/ }
+        if [[ -n ${line//[[:space:]]/} ]]; then
+            para+=" $line"
+            continue
+        fi
+        [[ -n $para ]] || continue
+        [[ -n $first ]] || first=$para
+        if [[ -z $pick && $para == *"Lmod has detected"* ]]; then pick=$para; fi
+        para=""
+    done <<<"$1"$'\n'
+    pick=${pick:-${first:-no message from Lmod}}
+    pick=${pick%%" While processing the following module(s):"*}
+    while [[ $pick == *"  "* ]]; do pick=${pick//"  "/ }; done
+    pick=${pick# }
+    pick=${pick% }
+    pick=${pick#"Lmod has detected the following error: "}
+    ((${#pick} <= 400)) || pick="${pick:0:400}..."
+    printf '%s' "$pick"
+}
+
+# Run "$_ozk_lmod bash ARGS..." and apply its output.  $1: the action, $2: the fix (messages).
+_ozk_lmod_run() {
+    local what=$1 fix=$2 code rc errf errtxt=""
+    shift 2
+    errf=$(mktemp "${TMPDIR:-/tmp}/ozkernels-lmod.XXXXXX" 2>/dev/null) || errf=""
+    code=$(LMOD_COLORIZE=no LMOD_PAGER=none "$_ozk_lmod" bash "$@" 2>"${errf:-/dev/null}")
+    rc=$?
+    if [[ -n $errf ]]; then
+        errtxt=$(<"$errf")
+        rm -f -- "$errf"
+    fi
+    # Lmod 8.6 ends its output with "false" and exits 1 on an error *and* on a warning; only
+    # an error prints nothing else (all or nothing).  Messages may be translated, so the output
+    # decides; a warning is not fatal as long as every requested module really ends up loaded
+    # (checked by the caller).
+    if [[ $code == false || $code == *$'\n'false ]]; then
+        code=${code%false}
+    fi
+    if ((rc != 0)) && [[ -z ${code//[[:space:]]/} ]]; then
+        _ozk_die "$what failed: $(_ozk_condense "$errtxt")$fix"
+    fi
+    eval "$code" || _ozk_die "$what failed: Lmod's output did not apply$fix"
+    [[ -z $errtxt ]] || printf '%s\n' "$errtxt" >&2
+    return 0
+}
+
+# Prints shell-quoted "export NAME='value'" lines for the conda env vars of the prefix in argv[1]
+# (env_vars.d files in sorted order, then conda-meta/state, which wins), like conda activate.
+# shellcheck disable=SC2016
+_ozk_env_vars_py='
+import json, os, re, sys
+prefix = sys.argv[1]
+def warn(msg):
+    print("ozkernels: warning: " + msg, file=sys.stderr)
+def load(path):
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except (OSError, ValueError) as e:
+        warn("ignoring %s: %s" % (path, e))
+        return {}
+    if not isinstance(data, dict):
+        warn("ignoring %s: not a JSON object" % path)
+        return {}
+    return data
+env = {}
+d = os.path.join(prefix, "etc", "conda", "env_vars.d")
+try:
+    names = sorted(os.listdir(d))
+except OSError:
+    names = []
+for n in names:
+    p = os.path.join(d, n)
+    if os.path.isfile(p):
+        env.update(load(p))
+state = os.path.join(prefix, "conda-meta", "state")
+if os.path.isfile(state):
+    v = load(state).get("env_vars", {})
+    if isinstance(v, dict):
+        env.update(v)
+    else:
+        warn("ignoring env_vars in %s: not a JSON object" % state)
+q = chr(39)
+ok = re.compile(r"(?a)[A-Za-z_][A-Za-z0-9_]*\Z")
+special = {"BASHOPTS", "BASHPID", "BASH_VERSINFO", "EUID", "PPID", "SHELLOPTS", "UID"}
+for name, value in env.items():
+    name = str(name).upper()
+    if not ok.match(name) or name in special:
+        warn("skipping conda env var %r: not a usable variable name" % name)
+        continue
+    if value is None or isinstance(value, (dict, list)):
+        warn("skipping conda env var %s: value is not a string" % name)
+        continue
+    value = str(value)
+    if value == "***unset***":
+        print("unset %s" % name)
+        continue
+    if "\0" in value:
+        warn("skipping conda env var %s: value contains a NUL byte" % name)
+        continue
+    print("export %s=%s%s%s" % (name, q, value.replace(q, q + "\\" + q + q), q))
+'
+
+# conda sorts activate.d scripts by code point, as the C collation does.
+_ozk_activate_scripts() {
+    local LC_ALL=C
+    _ozk_scripts=("$_ozk_prefix"/etc/conda/activate.d/*.sh)
+}
+
+# ---------------------------------------------------------------- arguments
+for ((_ozk_i = 1; _ozk_i < $#; _ozk_i++)); do
+    [[ ${!_ozk_i} == -- ]] && break
+    if [[ ${!_ozk_i} == --kernel ]]; then
+        _ozk_j=$((_ozk_i + 1))
+        _ozk_kernel=${!_ozk_j}
+    fi
+done
+
+_ozk_kind="" _ozk_prefix="" _ozk_python="" _ozk_name="" _ozk_lmod_arg="" _ozk_modulepath=""
+_ozk_modules=()
+_ozk_usage="usage: ozkernels-launch --kind venv|conda|module --prefix PREFIX --python PYTHON"
+_ozk_usage+=" [--name NAME] [--module MOD]... [--lmod-cmd PATH] [--modulepath STR]"
+_ozk_usage+=" [--kernel NAME] -- ARG...; re-create the kernel with 'ozkernels sync'"
+while (($#)); do
+    case $1 in
+        --) shift; break ;;
+        --kind | --prefix | --python | --name | --module | --lmod-cmd | --modulepath | --kernel)
+            (($# >= 2)) || _ozk_die "option $1 needs a value; $_ozk_usage" 2
+            case $1 in
+                --kind) _ozk_kind=$2 ;;
+                --prefix) _ozk_prefix=$2 ;;
+                --python) _ozk_python=$2 ;;
+                --name) _ozk_name=$2 ;;
+                --module) _ozk_modules+=("$2") ;;
+                --lmod-cmd) _ozk_lmod_arg=$2 ;;
+                --modulepath) _ozk_modulepath=$2 ;;
+                --kernel) _ozk_kernel=$2 ;;
+            esac
+            shift 2
+            ;;
+        *) _ozk_die "unknown option '$1'; $_ozk_usage" 2 ;;
+    esac
+done
+case $_ozk_kind in
+    venv | conda | module) ;;
+    *) _ozk_die "--kind must be venv, conda or module (got '$_ozk_kind'); $_ozk_usage" 2 ;;
+esac
+[[ -n $_ozk_prefix ]] || _ozk_die "--prefix is missing; $_ozk_usage" 2
+[[ -n $_ozk_python ]] || _ozk_die "--python is missing; $_ozk_usage" 2
+
+# ---------------------------------------------------------------- 1. clear the server's env
+# The Jupyter server may itself run inside a venv or conda env; none of that may leak in.
+_ozk_path_remove "${VIRTUAL_ENV:+$VIRTUAL_ENV/bin}"
+_ozk_path_remove "${CONDA_PREFIX:+$CONDA_PREFIX/bin}"
+for _ozk_v in "${!CONDA_PREFIX_@}"; do
+    [[ $_ozk_v =~ ^CONDA_PREFIX_[0-9]+$ ]] && _ozk_path_remove "${!_ozk_v:+${!_ozk_v}/bin}"
+done
+for _ozk_v in "${!CONDA_@}"; do
+    unset "$_ozk_v"
+done
+unset PYTHONPATH PYTHONHOME VIRTUAL_ENV VIRTUAL_ENV_PROMPT _CE_CONDA _CE_M
+
+# ---------------------------------------------------------------- 3. check (before Lmod: cheaper)
+if [[ ! -d $_ozk_prefix ]]; then
+    _ozk_die "environment prefix '$_ozk_prefix' no longer exists; run 'ozkernels sync' to remove this kernel"
+fi
+if [[ ! -f $_ozk_python || ! -x $_ozk_python ]]; then
+    _ozk_die "interpreter '$_ozk_python' is missing or not executable; the environment is broken: repair it, or run 'ozkernels sync' to remove this kernel"
+fi
+
+# ---------------------------------------------------------------- 2. modules
+if ((${#_ozk_modules[@]})) || [[ -n ${LOADEDMODULES:-} ]]; then
+    _ozk_lmod=""
+    for _ozk_c in "${LMOD_CMD:-}" "$_ozk_lmod_arg" "${LMOD_PKG:+$LMOD_PKG/libexec/lmod}" "${_ozk_lmod_std[@]}"; do
+        if [[ -n $_ozk_c && -f $_ozk_c && -x $_ozk_c ]]; then
+            _ozk_lmod=$_ozk_c
+            break
+        fi
+    done
+    _ozk_fix="; the module may have been removed or renamed: run 'ozkernels sync', or 'ozkernels add $_ozk_prefix --module NEW'"
+    if [[ -z $_ozk_lmod ]]; then
+        if ((${#_ozk_modules[@]})); then
+            _ozk_die "Lmod not found, but modules are needed (${_ozk_modules[*]}); set LMOD_CMD to Lmod's libexec/lmod or install Lmod"
+        fi
+    else
+        if [[ -z ${MODULEPATH:-} && -n $_ozk_modulepath ]]; then
+            export MODULEPATH=$_ozk_modulepath
+        fi
+        if [[ -n ${LOADEDMODULES:-} ]]; then
+            _ozk_lmod_run "unloading the server's modules ($LOADEDMODULES)" \
+                "; set LMOD_CMD to a working Lmod, or unload them before starting Jupyter" --force purge
+        fi
+        if ((${#_ozk_modules[@]})); then
+            _ozk_lmod_run "module load ${_ozk_modules[*]}" "$_ozk_fix" load "${_ozk_modules[@]}"
+            for _ozk_m in "${_ozk_modules[@]}"; do
+                if [[ ":${LOADEDMODULES:-}:" != *":$_ozk_m:"* && ":${LOADEDMODULES:-}:" != *":$_ozk_m/"* ]]; then
+                    _ozk_die "module load ${_ozk_modules[*]} failed: '$_ozk_m' is not loaded afterwards (LOADEDMODULES=${LOADEDMODULES:-})$_ozk_fix"
+                fi
+            done
+        fi
+    fi
+fi
+
+# ---------------------------------------------------------------- 4. activate
+case $_ozk_kind in
+    venv)
+        export VIRTUAL_ENV=$_ozk_prefix
+        export PATH="$_ozk_prefix/bin${PATH:+:$PATH}"
+        ;;
+    conda)
+        export CONDA_PREFIX=$_ozk_prefix
+        export CONDA_DEFAULT_ENV=${_ozk_name:-$_ozk_prefix}
+        export CONDA_SHLVL=1
+        export CONDA_PROMPT_MODIFIER="($CONDA_DEFAULT_ENV) "
+        export PATH="$_ozk_prefix/bin${PATH:+:$PATH}"
+        # Only pay for a Python start when there is something to parse.
+        _ozk_vars=("$_ozk_prefix"/etc/conda/env_vars.d/*)
+        if [[ -e ${_ozk_vars[0]} || -f $_ozk_prefix/conda-meta/state ]]; then
+            _ozk_code=$("$_ozk_python" -I -S -c "$_ozk_env_vars_py" "$_ozk_prefix") ||
+                _ozk_die "could not read the conda env vars of '$_ozk_prefix' with '$_ozk_python'; check $_ozk_prefix/conda-meta/state and etc/conda/env_vars.d"
+            eval "$_ozk_code"
+        fi
+        _ozk_args=("$@")
+        set --
+        _ozk_activate_scripts
+        for _ozk_s in "${_ozk_scripts[@]}"; do
+            if [[ -f $_ozk_s ]]; then
+                # Package scripts are written for an interactive shell: no -e/-u from here.
+                set +eu
+                # shellcheck disable=SC1090
+                . "$_ozk_s"
+            fi
+        done
+        set -- "${_ozk_args[@]}"
+        ;;
+esac
+
+# ---------------------------------------------------------------- 5. exec the kernel
+exec "$_ozk_python" -m ipykernel_launcher "$@"
