@@ -229,13 +229,19 @@ if ((${#_ozk_modules[@]})) || [[ -n ${LOADEDMODULES:-} ]]; then
             _ozk_die "Lmod not found, but modules are needed (${_ozk_modules[*]}); set LMOD_CMD to Lmod's libexec/lmod or install Lmod"
         fi
     else
-        if [[ -z ${MODULEPATH:-} && -n $_ozk_modulepath ]]; then
-            export MODULEPATH=$_ozk_modulepath
-        fi
         if [[ -n ${LOADEDMODULES:-} ]]; then
             _ozk_lmod_run "unloading the server's modules ($LOADEDMODULES)" \
                 "; set LMOD_CMD to a working Lmod, or unload them before starting Jupyter" --force purge
         fi
+        # The server may run with a different MODULEPATH than the sync did (systemd, a hub):
+        # the recorded dirs are appended so the recorded modules stay findable.
+        IFS=: read -ra _ozk_mp <<<"$_ozk_modulepath"
+        for _ozk_d in "${_ozk_mp[@]}"; do
+            if [[ -n $_ozk_d && ":${MODULEPATH:-}:" != *":$_ozk_d:"* ]]; then
+                MODULEPATH="${MODULEPATH:+$MODULEPATH:}$_ozk_d"
+            fi
+        done
+        export MODULEPATH
         if ((${#_ozk_modules[@]})); then
             _ozk_lmod_run "module load ${_ozk_modules[*]}" "$_ozk_fix" load "${_ozk_modules[@]}"
             for _ozk_m in "${_ozk_modules[@]}"; do

@@ -1,0 +1,189 @@
+"""Every kernel ozkernels writes on the test site starts through jupyter_client and is right inside."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from jupyter_client.kernelspec import KernelSpecManager
+from jupyter_client.manager import KernelManager
+
+from ozkernels.testsite import GCC_VERSION
+
+MODULES = [f"gcccore/{GCC_VERSION}", "python/3.11.7"]
+PROBE = """
+import json, os, sys
+print(json.dumps({"prefix": sys.prefix, "loaded": os.environ.get("LOADEDMODULES", ""),
+    "venv": os.environ.get("VIRTUAL_ENV"), "conda": os.environ.get("CONDA_PREFIX"),
+    "conda_env": os.environ.get("CONDA_DEFAULT_ENV"), "path0": os.environ["PATH"].split(":")[0],
+    "state": os.environ.get("OZK_STATE_VAR"), "envvars_d": os.environ.get("OZK_ENVVARS_D"),
+    "activated": os.environ.get("ASTRO_ACTIVATED"), "seen": os.environ.get("ASTRO_SEEN_PREFIX"),
+    "pythonpath": os.environ.get("PYTHONPATH"), "pid": os.getpid()}))
+"""
+
+
+@pytest.fixture(scope="module")
+def synced(site, tmp_path_factory):
+    """The site synced once into a kernels dir of this module's own."""
+    data = tmp_path_factory.mktemp("kernels-data")
+    env = site.environ(JUPYTER_DATA_DIR=str(data))
+    subprocess.run([sys.executable, "-m", "ozkernels", "sync"], env=env, check=True,
+                   timeout=120, capture_output=True)
+    kdir = data / "kernels"
+    names = {}
+    for d in kdir.glob("*/"):
+        spec = json.loads((d / "kernel.json").read_text())
+        names[spec["metadata"]["ozkernels"]["prefix"]] = d.name
+    return kdir, names
+
+
+def run_in_kernel(kdir: Path, name: str, code: str, env: dict | None = None):
+    """Start a kernel, run code, return (parsed json output, km pid) after graceful shutdown."""
+    km = KernelManager(kernel_name=name, kernel_spec_manager=KernelSpecManager(
+        kernel_dirs=[str(kdir)]))
+    km.start_kernel(env=env) if env is not None else km.start_kernel()
+    kc = km.client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=60)
+        out = []
+        reply = kc.execute_interactive(code, timeout=60, output_hook=lambda m: out.append(
+            m["content"].get("text", "")) if m["msg_type"] == "stream" else None)
+        assert reply["content"]["status"] == "ok", reply["content"]
+        pid = km.provisioner.process.pid
+    finally:
+        kc.stop_channels()
+        t0 = time.perf_counter()
+        km.shutdown_kernel(now=False)
+        shutdown = time.perf_counter() - t0
+    assert shutdown < 3, f"graceful shutdown took {shutdown:.1f}s"
+    assert not km.is_alive()
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+    return json.loads("".join(out)), pid
+
+
+def leaky_env():
+    """A server environment with everything that should not reach a kernel."""
+    env = dict(os.environ)
+    env.update(PYTHONPATH="/leak/pythonpath", VIRTUAL_ENV="/leak/venv", CONDA_PREFIX="/leak/conda",
+               CONDA_DEFAULT_ENV="leak", PATH="/leak/venv/bin:" + env["PATH"])
+    return env
+
+
+@pytest.mark.parametrize("label", ["analysis", "bare-ipk", "hostile", "unicode"])
+def test_venv_kernels_on_module_pythons(synced, site, label):
+    kdir, names = synced
+    prefix = str(site.venvs[label])
+    got, pid = run_in_kernel(kdir, names[prefix], PROBE, env=leaky_env())
+    assert got["prefix"] == prefix and got["venv"] == prefix
+    assert got["path0"] == f"{prefix}/bin"
+    module = "python/3.11.7-bare" if label == "bare-ipk" else "python/3.11.7"
+    assert got["loaded"].split(":") == [MODULES[0], module]
+    assert got["pythonpath"] is None and got["conda"] is None
+    assert got["pid"] == pid  # the launcher exec'd: no process in between
+    assert not list(site.root.rglob("PWNED"))
+
+
+def test_plain_venv_kernel(synced, site):
+    kdir, names = synced
+    prefix = str(site.venvs["plain"])
+    got, _ = run_in_kernel(kdir, names[prefix], PROBE)
+    assert got["prefix"] == prefix and got["loaded"] == ""
+
+
+def test_conda_kernel_fully_activated(synced, site):
+    kdir, names = synced
+    prefix = os.path.realpath(site.conda_envs["astro"])
+    got, _ = run_in_kernel(kdir, names[prefix], PROBE, env=leaky_env())
+    assert got["prefix"] == prefix and got["conda"] == prefix
+    assert got["conda_env"] == "astro" and got["path0"] == f"{prefix}/bin"
+    assert got["state"] == "from-state" and got["envvars_d"] == "from-env-vars-d"
+    assert got["activated"] == "yes" and got["seen"] == prefix
+    assert got["venv"] is None and got["pythonpath"] is None
+
+
+def test_conda_kernel_with_space_in_path(synced, site):
+    kdir, names = synced
+    prefix = os.path.realpath(site.conda_envs["ml"])
+    got, _ = run_in_kernel(kdir, names[prefix], PROBE)
+    assert got["prefix"] == prefix and got["conda_env"] == "ml tools"
+
+
+def test_plain_ipykernel_spec_dies_where_ozkernels_starts(synced, site, tmp_path):
+    """The problem ozkernels solves: a spec straight at the venv's python cannot start."""
+    kdir, names = synced
+    plain = tmp_path / "kernels" / "plain-analysis"
+    plain.mkdir(parents=True)
+    python = str(site.venvs["analysis"] / "bin" / "python")
+    (plain / "kernel.json").write_text(json.dumps({
+        "argv": [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "plain", "language": "python"}))
+    km = KernelManager(kernel_name="plain-analysis", kernel_spec_manager=KernelSpecManager(
+        kernel_dirs=[str(tmp_path / "kernels")]))
+    with open(tmp_path / "err", "w") as err:
+        km.start_kernel(stderr=err)
+    kc = km.client()
+    kc.start_channels()
+    with pytest.raises(RuntimeError):
+        kc.wait_for_ready(timeout=20)
+    kc.stop_channels()
+    km.shutdown_kernel(now=True)
+    assert "libpython3.11" in (tmp_path / "err").read_text()
+
+
+def test_interrupt_reaches_the_kernel(synced, site):
+    kdir, names = synced
+    km = KernelManager(kernel_name=names[str(site.venvs["analysis"])],
+                       kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kdir)]))
+    km.start_kernel()
+    kc = km.client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=60)
+        msg_id = kc.execute("import time; time.sleep(30)")
+        time.sleep(1.0)
+        t0 = time.perf_counter()
+        km.interrupt_kernel()
+        reply = kc.get_shell_msg(timeout=10)
+        assert reply["parent_header"]["msg_id"] == msg_id
+        assert reply["content"]["ename"] == "KeyboardInterrupt"
+        assert time.perf_counter() - t0 < 5
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=False)
+
+
+def test_check_command_passes_every_kernel(run_ozk, site_env):
+    run_ozk("sync")
+    data = json.loads(run_ozk("check", "--json", timeout=300).stdout)
+    results = data["results"]
+    assert len(results) >= 7 and all(r["ok"] for r in results), results
+    assert all(0 < r["start_seconds"] < 30 for r in results)
+    proc = run_ozk("check", "venv-analysis")
+    assert "pass" in proc.stdout and "venv-analysis" in proc.stdout
+
+
+def test_check_reports_the_launchers_reason(run_ozk, own_site, tmp_path):
+    env = own_site.environ(JUPYTER_DATA_DIR=str(tmp_path / "data"))
+    run_ozk("sync", env=env)
+    module_file = (own_site.root / "modules" / "Compiler" / "gcccore" / GCC_VERSION /
+                   "python" / "3.11.7-bare.lua")
+    module_file.rename(module_file.with_suffix(".off"))
+    shutil.rmtree(own_site.conda_envs["ml"])
+    proc = run_ozk("check", "--json", "venv-bare-ipk", "conda-ml-tools", env=env, check=False,
+                   timeout=300)
+    assert proc.returncode == 1
+    results = {r["name"]: r for r in json.loads(proc.stdout)["results"]}
+    assert not results["venv-bare-ipk"]["ok"]
+    assert "python/3.11.7-bare" in results["venv-bare-ipk"]["error"]
+    assert "ozkernels sync" in results["venv-bare-ipk"]["error"]
+    assert "no longer exists" in results["conda-ml-tools"]["error"]
+    unknown = run_ozk("check", "nope", env=env, check=False)
+    assert unknown.returncode == 1 and "no ozkernels kernel named nope" in unknown.stderr
