@@ -200,7 +200,8 @@ class ListApp(OzkernelsCommand):
         data = {"kernels_dir": plan.kernels_dir, "environments": [r.to_dict() for r in plan.rows],
                 "notes": plan.notes}
         rows = [[r.env.kind, r.env.name, r.kernel or "-", r.status,
-                 " ".join(r.env.modules) or "-", shorten(r.env.path or r.env.prefix)]
+                 " ".join(r.env.modules) or "-",
+                 shorten(r.env.prefix if r.env.kind == "module" else r.env.path or r.env.prefix)]
                 for r in plan.rows]
         text = table(rows, ["KIND", "NAME", "KERNEL", "STATUS", "MODULES", "PATH"])
         problems = [r for r in plan.rows if r.status in (BROKEN, NO_IPYKERNEL)]
