@@ -1,4 +1,4 @@
-"""Every kernel ozkernels writes on the test site starts through jupyter_client and is right inside."""
+"""Every kernel written on the test site starts through jupyter_client and is right inside."""
 
 from __future__ import annotations
 

@@ -128,8 +128,9 @@ def test_foreign_specs_are_never_touched(run_ozk, site_env, site):
     run_ozk("sync")
     assert (foreign / "kernel.json").read_text() == body
     assert (kernels(site_env) / "python3" / "kernel.json").read_text() == body
+    analysis = str(site.venvs["analysis"])
     ours = [n for n, s in specs(site_env).items()
-            if s.get("metadata", {}).get("ozkernels", {}).get("prefix") == str(site.venvs["analysis"])]
+            if s.get("metadata", {}).get("ozkernels", {}).get("prefix") == analysis]
     assert len(ours) == 1 and ours[0].startswith("venv-analysis-")
     proc = run_ozk("remove", "venv-analysis", check=False)
     assert proc.returncode == 1 and "not written by ozkernels" in proc.stderr
