@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from importlib import import_module
-from importlib.metadata import entry_points
 
 from traitlets.config import LoggingConfigurable
 
@@ -79,6 +78,8 @@ def load_source_class(name: str) -> type[Source]:
     """A built-in source by name, or one from the `ozkernels.sources` entry-point group."""
     target = BUILTIN.get(name)
     if target is None:
+        from importlib.metadata import entry_points  # only third-party sources need the scan
+
         matches = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
         if not matches:
             msg = f"unknown discovery source {name!r}"
