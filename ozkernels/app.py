@@ -117,15 +117,13 @@ class OzkernelsCommand(JupyterApp):
                 print(f"ozkernels: {note}", file=sys.stderr)
 
 
-def record_active_modules(registry: Registry, envs_by_prefix: dict[str, Any]) -> str:
+def record_active_modules(registry: Registry) -> str:
     """Record LOADEDMODULES for the env this command runs in; return a note or ''."""
     active = os.environ.get("VIRTUAL_ENV") or os.environ.get("CONDA_PREFIX") or ""
     loaded = [m for m in os.environ.get("LOADEDMODULES", "").split(":") if m]
-    if not active or not loaded:
+    if not active or not loaded or not env_kind(active):
         return ""
     prefix = os.path.realpath(active)
-    if prefix not in envs_by_prefix:
-        return ""
     record = registry.get(prefix)
     if record and record.modules == loaded:
         return ""
@@ -152,15 +150,10 @@ class SyncApp(OzkernelsCommand):
     def run(self) -> None:
         """Record active modules, plan under the lock, apply, report."""
         manager = self.manager()
-        discovery = manager.discovery()
         context = manager.context()
-        registry = context.registry
-        recorded = ""
-        if not self.site:
-            envs = discovery.environments(context)
-            recorded = record_active_modules(registry, {e.prefix: e for e in envs})
-            if recorded and not self.dry_run:
-                registry.save()
+        recorded = "" if self.site else record_active_modules(context.registry)
+        if recorded and not self.dry_run:
+            context.registry.save()
         if self.dry_run:
             plan = manager.plan(context)
         else:

@@ -41,10 +41,21 @@ def version_from_python_link(python: str) -> str:
     return m.group(1) if m else ""
 
 
+def read_small(path: str) -> str:
+    """A small file's text with one metadata call (open() would add two fstat calls)."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        chunks = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+    finally:
+        os.close(fd)
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
 def read_pyvenv_cfg(path: str) -> dict[str, str]:
     """The key = value pairs of a pyvenv.cfg (keys lower-cased, as venv reads them)."""
-    with open(path, encoding="utf-8", errors="replace") as f:
-        text = f.read()
+    text = read_small(path)
     values = {}
     for line in text.splitlines():
         key, sep, value = line.partition("=")

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import LockError, SpecError
+from .layout import read_small
 from .specs import LAUNCHER_NAME, ownership
 
 LOCK_NAME = ".ozkernels.lock"
@@ -56,8 +57,7 @@ class KernelStore:
                 continue
             spec: dict[str, Any] | None = None
             try:
-                with open(os.path.join(entry.path, "kernel.json"), encoding="utf-8") as f:
-                    loaded = json.load(f)
+                loaded = json.loads(read_small(os.path.join(entry.path, "kernel.json")))
                 spec = loaded if isinstance(loaded, dict) else None
             except (OSError, ValueError):
                 if not entry.is_dir():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import os
 import re
@@ -11,7 +12,7 @@ from typing import Any
 from traitlets import List, Unicode
 
 from ..environment import Environment
-from ..layout import has_ipykernel, version_from_lib, version_from_python_link
+from ..layout import has_ipykernel, read_small, version_from_lib, version_from_python_link
 from . import Context, Source
 
 _KEY = re.compile(r"^(envs_dirs|envs_path)\s*:\s*(.*)$")
@@ -96,44 +97,62 @@ class CondaSource(Source):
         return list(dict.fromkeys(dirs))
 
     def find(self, context: Context) -> list[Environment]:
-        """Every valid conda env once per real path, in the order conda lists them."""
-        candidates: list[tuple[str, str]] = []  # (path as listed, name)
-        for path in context.registry.added("conda"):
-            candidates.append((path, ""))
-        if context.site:
-            return self._valid(candidates, {}, context)
-        try:
-            with open(os.path.join(context.home, ".conda", "environments.txt"),
-                      encoding="utf-8", errors="replace") as f:
-                candidates += [(line.strip(), "") for line in f if line.strip()]
-        except OSError:
-            pass
-        envs_dirs = self.candidate_dirs(context)
-        real_dirs = {}
-        for d in envs_dirs:
+        """Every valid conda env, once per real path."""
+        listed = [(path, "") for path in context.registry.added("conda")]
+        scanned: list[tuple[str, str, bool]] = []  # (path, name, is a symlink)
+        real_dirs: set[str] = set()
+        if not context.site:
             try:
-                entries = sorted(e.name for e in os.scandir(d))
+                text = read_small(os.path.join(context.home, ".conda", "environments.txt"))
+                listed += [(line.strip(), "") for line in text.splitlines() if line.strip()]
             except OSError:
-                continue
-            real_dirs[os.path.realpath(d)] = d
-            candidates += [(os.path.join(d, n), n) for n in entries]
-        return self._valid(candidates, real_dirs, context)
+                pass
+            for d in self.candidate_dirs(context):
+                try:
+                    entries = sorted(os.scandir(d), key=lambda e: e.name)
+                except OSError:
+                    continue
+                real_dirs.add(os.path.realpath(d))
+                for e in entries:
+                    with contextlib.suppress(OSError):
+                        scanned.append((e.path, e.name, e.is_symlink()))
+        return self._valid(listed, scanned, real_dirs, context)
 
-    def _valid(self, candidates, real_dirs, context: Context) -> list[Environment]:
+    def _valid(self, listed, scanned, real_dirs, context: Context) -> list[Environment]:
         """Inspect each candidate that is a conda env, once per real path."""
         seen: set[str] = set()
-        found = []
-        real_parents: dict[str, str] = {}
-        for path, name in candidates:
-            real = _real(path, real_parents)
-            if real in seen or not os.path.exists(os.path.join(path, "conda-meta", "history")):
-                continue
+        found: list[Environment] = []
+        parents: dict[str, str] = {}
+
+        def via_parent(path: str) -> str:
+            parent, base = os.path.split(path.rstrip("/"))
+            if parent not in parents:
+                parents[parent] = os.path.realpath(parent)
+            return os.path.join(parents[parent], base)
+
+        def consider(path: str, real: str, name: str) -> None:
+            if real in seen or not os.path.exists(os.path.join(real, "conda-meta", "history")):
+                return
             seen.add(real)
             if not name:
                 parent = os.path.dirname(real)
                 name = os.path.basename(real) if parent in real_dirs or \
                     os.path.basename(parent) == "envs" else real
             found.append(self.inspect(path, real, name, context))
+
+        # Envs dirs first: a listed path that one of them already gave costs no extra call.
+        for path, name, link in scanned:
+            consider(path, os.path.realpath(path) if link else via_parent(path), name)
+        for path, name in listed:
+            real = via_parent(path)
+            if real in seen:
+                continue
+            try:
+                if stat.S_ISLNK(os.lstat(path).st_mode):
+                    real = os.path.realpath(path)
+            except OSError:
+                continue
+            consider(path, real, name)
         return found
 
     def inspect(self, path: str, real: str, name: str, context: Context) -> Environment:
@@ -144,23 +163,10 @@ class CondaSource(Source):
         common: dict[str, Any] = {"kind": "conda", "prefix": real, "name": name, "path": path,
                                   "python": python, "modules": modules, "origin": "conda"}
         version = version_from_python_link(python)
-        if not os.path.exists(python):
-            return Environment(fix=f"mamba install -p {real!r} python ipykernel", **common)
         if not version:
+            if not os.path.exists(python):
+                return Environment(fix=f"mamba install -p {real!r} python ipykernel", **common)
             version = version_from_lib(real)
         ipk = has_ipykernel(real, version)
         return Environment(version=version, has_ipykernel=ipk, fix="" if ipk else
                            f"mamba install -p {real!r} ipykernel", **common)
-
-
-def _real(path: str, parents: dict[str, str]) -> str:
-    """realpath, cheaply when only a parent is a symlink (parents resolved once)."""
-    parent, base = os.path.split(path.rstrip("/"))
-    try:
-        if stat.S_ISLNK(os.lstat(path).st_mode):
-            return os.path.realpath(path)
-    except OSError:
-        return os.path.realpath(path)
-    if parent not in parents:
-        parents[parent] = os.path.realpath(parent)
-    return os.path.join(parents[parent], base)

@@ -120,7 +120,7 @@ class VenvSource(Source):
         base_chain = module.chain if module else ()
         modules = context.recorded_modules(real, base_chain)
         version = short_version(cfg.get("version") or cfg.get("version_info") or "")
-        if not version or not os.path.isdir(os.path.join(path, "lib", f"python{version}")):
+        if not version[:1].isdigit():
             version = version_from_lib(path)
         if not os.path.exists(python):
             why = f"its interpreter {python} points to {home}, which is gone"
