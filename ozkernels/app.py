@@ -166,9 +166,7 @@ class SyncApp(OzkernelsCommand):
         changes = plan.changes
         counts = {op: sum(a.op == op for a in changes) for op in ("add", "update", "remove")}
         kept = sum(a.op == "keep" for a in plan.actions)
-        data = {"kernels_dir": plan.kernels_dir, "dry_run": self.dry_run,
-                "actions": [a.to_dict() for a in changes], "unchanged": kept,
-                "notes": plan.notes + ([recorded] if recorded else [])}
+        data = plan.sync_model(changes, self.dry_run, [recorded] if recorded else [])
         verbs = {"add": "added", "update": "updated", "remove": "removed"}
         if self.dry_run:
             verbs = {k: f"would {k}" for k in verbs}
@@ -190,8 +188,7 @@ class ListApp(OzkernelsCommand):
         """Plan without writing and show the rows."""
         plan = self.manager().plan()
         self.notes(plan)
-        data = {"kernels_dir": plan.kernels_dir, "environments": [r.to_dict() for r in plan.rows],
-                "notes": plan.notes}
+        data = plan.environments_model()
         rows = [[r.env.kind, r.env.name, r.kernel or "-", r.status,
                  " ".join(r.env.modules) or "-",
                  shorten(r.env.prefix if r.env.kind == "module" else r.env.path or r.env.prefix)]

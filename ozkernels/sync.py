@@ -82,6 +82,19 @@ class Plan:
         """The actions that write or remove something."""
         return [a for a in self.actions if a.op != "keep"]
 
+    def environments_model(self) -> dict[str, Any]:
+        """What `ozkernels list --json` and GET environments return."""
+        return {"kernels_dir": self.kernels_dir, "environments": [r.to_dict() for r in self.rows],
+                "notes": self.notes}
+
+    def sync_model(self, done: list[Action], dry_run: bool = False,
+                   notes: list[str] | None = None) -> dict[str, Any]:
+        """What `ozkernels sync --json` and POST sync return."""
+        return {"kernels_dir": self.kernels_dir, "dry_run": dry_run,
+                "actions": [a.to_dict() for a in done],
+                "unchanged": sum(a.op == "keep" for a in self.actions),
+                "notes": self.notes + (notes or [])}
+
 
 @dataclass
 class Wanted:

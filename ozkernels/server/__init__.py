@@ -1,0 +1,1 @@
+"""ozkernels in Jupyter Server: the extension app, its handlers and the background sync."""

@@ -1,0 +1,247 @@
+"""A real JupyterLab in Debian's headless Chromium: ozkernels' kernels, kept in sync, and its page.
+
+Run on its own (`pytest -m browser`): pytest-jupyter's event loop collides with Playwright's.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+from ozkernels.testsite import Site
+
+pytestmark = pytest.mark.browser
+
+REPO = Path(__file__).resolve().parents[1]
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+GCC, PY = "gcccore/13.2.0", "python/3.11.7"
+ANALYSIS = "Python 3.11 (venv: analysis)"
+NEW_VENV = "made-in-terminal"
+NEW_DISPLAY = f"Python 3.11 (venv: {NEW_VENV})"
+SYNC_INTERVAL = 2
+# JupyterLab polls /api/kernelspecs every 61 s; the new card may wait for that poll.
+CARD_BUDGET = 90
+PROBE = 'import os, sys; print(os.environ.get("LOADEDMODULES")); print(sys.prefix)'
+KERNEL_READY = """(name) => {
+  const panel = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden)');
+  const kernel = panel && panel.querySelector('.jp-KernelName');
+  const status = panel && panel.querySelector('.jp-Notebook-ExecutionIndicator');
+  return !!kernel && kernel.textContent.trim() === name
+    && !!status && status.getAttribute('data-status') === 'idle';
+}"""
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def card(name: str) -> str:
+    """The Launcher's notebook card of a kernel."""
+    return f'.jp-LauncherCard[data-category="Notebook"][title="{name}"]'
+
+
+def kernel_processes(marker: str) -> list[int]:
+    """Pids of live processes whose command line mentions marker (the runtime dir)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="ignore")
+        except OSError:
+            continue
+        if marker in cmdline and int(entry.name) != os.getpid():
+            pids.append(int(entry.name))
+    return pids
+
+
+@dataclass
+class Lab:
+    """A running `python -m jupyterlab` and where it keeps its files."""
+
+    url: str
+    token: str
+    proc: subprocess.Popen[bytes]
+    runtime_dir: Path
+    log: Path
+
+    def request(self, path: str, method: str = "GET") -> Any:
+        """A token-authenticated API call; the decoded JSON answer."""
+        req = urllib.request.Request(f"{self.url}{path}", method=method,
+                                     headers={"Authorization": f"token {self.token}"})
+        with urllib.request.urlopen(req, timeout=10) as response:
+            body = response.read()
+        return json.loads(body) if body else None
+
+    def wait_ready(self, timeout: float = 60) -> None:
+        """Poll /api/status until the server answers."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                pytest.fail(f"jupyter lab exited {self.proc.returncode}:\n{self.log.read_text()}")
+            try:
+                self.request("api/status")
+                return
+            except OSError:  # refused while starting (URLError is an OSError)
+                time.sleep(0.2)
+        pytest.fail(f"jupyter lab did not answer in {timeout} s:\n{self.log.read_text()}")
+
+
+@pytest.fixture(scope="module")
+def lab(site: Site, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """JupyterLab on the test site, enabled the way an install enables it, fresh Jupyter dirs."""
+    base = tmp_path_factory.mktemp("lab")
+    dirs = {name: base / name for name in ("config", "data", "runtime", "root", "ipython",
+                                           "cache")}
+    for path in dirs.values():
+        path.mkdir()
+    # The file an install puts in etc/jupyter/jupyter_server_config.d (pip -e does not).
+    confd = dirs["config"] / "jupyter_server_config.d"
+    confd.mkdir()
+    shutil.copy(REPO / "share" / "jupyter_server_config.d" / "ozkernels.json", confd)
+    (dirs["config"] / "jupyter_ozkernels_config.json").write_text(
+        json.dumps({"OzkernelsExtension": {"sync_interval": SYNC_INTERVAL}}))
+    settings = dirs["config"] / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True)
+    (settings / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    # HOME stays the site's: its venvs, conda envs and condarc are what ozkernels discovers.
+    env = site.environ(JUPYTER_CONFIG_DIR=str(dirs["config"]), JUPYTER_DATA_DIR=str(dirs["data"]),
+                       JUPYTER_RUNTIME_DIR=str(dirs["runtime"]), IPYTHONDIR=str(dirs["ipython"]),
+                       XDG_CACHE_HOME=str(dirs["cache"]))
+    port, token = free_port(), secrets.token_hex(16)
+    log = base / "jupyterlab.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "jupyterlab", "--no-browser", "--allow-root",
+             f"--port={port}", "--ServerApp.ip=127.0.0.1", f"--IdentityProvider.token={token}",
+             f"--ServerApp.root_dir={dirs['root']}"],
+            env=env, cwd=dirs["root"], stdout=out, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    server = Lab(f"http://127.0.0.1:{port}/", token, proc, dirs["runtime"], log)
+    try:
+        server.wait_ready()
+        yield server
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(timeout=30)
+        shutil.rmtree(site.home / "venvs" / NEW_VENV, ignore_errors=True)
+
+
+@pytest.fixture(scope="module")
+def page(lab: Lab) -> Iterator[Any]:
+    """A Chromium page with JupyterLab opened."""
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1400, "height": 900})
+        tab = context.new_page()
+        tab.goto(f"{lab.url}lab?token={lab.token}")
+        yield tab
+        context.close()
+        browser.close()
+
+
+@contextmanager
+def artifacts(page: Any, lab: Lab, name: str) -> Iterator[None]:
+    """Save a screenshot and the server log when the block fails."""
+    try:
+        yield
+    except BaseException:
+        ARTIFACTS.mkdir(exist_ok=True)
+        with contextlib.suppress(Exception):  # never hide the failure behind a broken page
+            for i, tab in enumerate(page.context.pages):
+                tab.screenshot(path=str(ARTIFACTS / f"{name}-{i}.png"), full_page=True)
+        shutil.copy(lab.log, ARTIFACTS / f"{name}-jupyterlab.log")
+        raise
+
+
+def test_module_venv_kernel_starts_from_the_launcher(page: Any, lab: Lab, site: Site) -> None:
+    with artifacts(page, lab, "launcher"):
+        page.locator(card(ANALYSIS)).click(timeout=60_000)
+        page.wait_for_function(KERNEL_READY, arg=ANALYSIS, timeout=60_000)
+        notebook = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+        cell = notebook.locator(".jp-Cell").first
+        cell.locator(".cm-content").click()
+        page.keyboard.type(PROBE)
+        page.keyboard.press("Shift+Enter")
+        cell.locator(".jp-InputPrompt", has_text="[1]:").wait_for(timeout=60_000)
+        lines = cell.locator(".jp-OutputArea-output").inner_text().split()
+        assert lines == [f"{GCC}:{PY}", os.path.realpath(site.venvs["analysis"])]
+
+
+def test_new_venv_appears_in_the_launcher_without_restart(page: Any, lab: Lab,
+                                                          site: Site) -> None:
+    with artifacts(page, lab, "new-venv"):
+        polls: list[float] = []
+        page.on("request", lambda r: polls.append(time.monotonic())
+                if "/api/kernelspecs" in r.url else None)
+        created = time.monotonic()
+        subprocess.run(["python3", "-m", "venv", "--without-pip", "--system-site-packages",
+                        str(site.home / "venvs" / NEW_VENV)],
+                       env=site.module_environ(GCC, PY), check=True, timeout=60)
+        page.locator('[data-command="launcher:create"]').first.click()
+        deadline = created + CARD_BUDGET
+        while f"venv-{NEW_VENV}" not in lab.request("api/kernelspecs")["kernelspecs"]:
+            assert time.monotonic() < deadline, "ozkernels never wrote the new venv's kernel"
+            time.sleep(0.2)
+        written = time.monotonic() - created
+        page.locator(card(NEW_DISPLAY)).wait_for(timeout=(deadline - time.monotonic()) * 1000)
+        shown = time.monotonic() - created
+        print(f"\nnew venv: kernel written after {written:.1f} s, Launcher card after "
+              f"{shown:.1f} s (JupyterLab fetched kernelspecs at "
+              f"{', '.join(f'{t - created:+.1f}' for t in polls) or 'no time'} s)")
+        assert written < 3 * SYNC_INTERVAL + 5
+
+
+def test_ozkernels_page_lists_the_new_venv_and_syncs(page: Any, lab: Lab) -> None:
+    ozk = page.context.new_page()
+    with artifacts(ozk, lab, "ozkernels-page"):
+        ozk.goto(f"{lab.url}ozkernels")
+        row = ozk.locator(f'tr.ozk-row[data-name="{NEW_VENV}"]')
+        assert row.locator(".ozk-status").inner_text() == "up to date"
+        assert row.locator(".ozk-kernel").inner_text().startswith(NEW_DISPLAY)
+        assert ozk.locator('tr.ozk-row[data-name="broken"] + tr.ozk-fixrow').count() == 1
+        with ozk.expect_response(lambda r: r.url.endswith("/ozkernels/api/sync")) as sync:
+            ozk.locator("#ozk-sync").click()
+        assert sync.value.status == 200
+        assert sync.value.request.headers.get("x-xsrftoken")
+        result = ozk.locator("#ozk-result")
+        result.locator("text=Sync done").wait_for(timeout=10_000)
+        assert "up to date" in result.inner_text() or "unchanged" in result.inner_text()
+
+
+def test_shutdown_leaves_no_kernel_process(page: Any, lab: Lab) -> None:
+    marker = str(lab.runtime_dir)
+    assert kernel_processes(marker), "the kernel started earlier is not running"
+    lab.request("api/shutdown", method="POST")
+    lab.proc.wait(timeout=30)
+    deadline = time.monotonic() + 10
+    while kernel_processes(marker) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert kernel_processes(marker) == []
