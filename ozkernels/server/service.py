@@ -72,6 +72,10 @@ class Inventory:
         self.last_error = ""
         self._jobs: dict[str, asyncio.Future[Any]] = {}
         self._snapshot: Snapshot | None = None
+        # (when, plan): reused while younger than the background check interval, unless a
+        # sync ran or a change was seen since: a request then costs no discovery.
+        self._cached: tuple[float, Plan] | None = None
+        self._generation = 0
 
     def _share(self, key: str, fn: Callable[[], T]) -> asyncio.Future[T]:
         """The running job of this kind, or a new one: never two at once."""
@@ -86,13 +90,28 @@ class Inventory:
 
     async def plan(self, timeout: float | None = None) -> Plan:
         """Discover and plan without writing (what `ozkernels list` shows)."""
-        return await self._wait(self._share("plan", self.manager.plan), timeout)
+        cached = self._cached
+        if cached is not None and time.monotonic() - cached[0] < self.interval:
+            return cached[1]
+        return await self._wait(self._share("plan", self._plan), timeout)
+
+    def _plan(self) -> Plan:
+        generation, started = self._generation, time.monotonic()
+        plan = self.manager.plan()
+        if generation == self._generation:  # no sync started meanwhile
+            self._cached = (started, plan)
+        return plan
+
+    def _forget(self) -> None:
+        self._generation += 1
+        self._cached = None
 
     async def sync(self, timeout: float | None = None) -> SyncResult:
         """Run a sync, or join the one running."""
         return await self._wait(self._share("sync", self._sync), timeout)
 
     def _sync(self) -> SyncResult:
+        self._forget()
         discovery = self.manager.discovery()
         context = discovery.context()
         plan, done = self.manager.sync(context)
@@ -108,6 +127,7 @@ class Inventory:
             self._share("check", snapshot.changed), None
         ):
             return None
+        self._forget()
         return await self.sync()
 
     def status(self) -> dict[str, Any]:

@@ -1,0 +1,74 @@
+"""Section 3: kernel start-to-ready and graceful shutdown through jupyter_client.
+
+Run as a script in the environment a Jupyter server would have on the site (so kernels inherit
+it, as they do from a server):  python kernels.py --runs 20 KIND=KERNEL_NAME ...
+Prints JSON: per kind, the start and shutdown seconds of every run and the kernel's exit codes.
+Each round starts the kinds in a rotated order, so drift and noise hit them alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from jupyter_client.manager import KernelManager
+
+READY_TIMEOUT = 60
+
+
+def once(kernel_name: str) -> tuple[float, float, int | None]:
+    """Start a kernel, wait until it answers, shut it down gracefully; return the two times
+    and the kernel process' exit code (negative: it had to be killed)."""
+    km = KernelManager(kernel_name=kernel_name)
+    start = time.perf_counter()
+    km.start_kernel()
+    kc = km.client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=READY_TIMEOUT)
+        ready = time.perf_counter() - start
+    finally:
+        kc.stop_channels()
+    proc = getattr(km.provisioner, "process", None)
+    start = time.perf_counter()
+    km.shutdown_kernel(now=False)
+    down = time.perf_counter() - start
+    code = proc.poll() if proc is not None else None
+    return ready, down, code
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Measure every KIND=KERNEL_NAME pair, interleaved, and print JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=20, help="Timed rounds (default 20).")
+    parser.add_argument("--warmup", type=int, default=1, help="Untimed rounds first (default 1).")
+    parser.add_argument("kinds", nargs="+", metavar="KIND=KERNEL_NAME")
+    args = parser.parse_args(argv)
+    kinds = dict(k.split("=", 1) for k in args.kinds)
+    labels = list(kinds)
+    results = {k: {"start": [], "shutdown": [], "exit_codes": []} for k in labels}
+    errors: dict[str, str] = {}
+    for i in range(args.warmup + args.runs):
+        order = labels[i % len(labels):] + labels[:i % len(labels)]
+        for label in order:
+            if label in errors:
+                continue
+            try:
+                ready, down, code = once(kinds[label])
+            except Exception as e:  # noqa: BLE001 - one broken kind must not stop the others
+                errors[label] = f"{type(e).__name__}: {e}"
+                continue
+            if i >= args.warmup:
+                results[label]["start"].append(ready)
+                results[label]["shutdown"].append(down)
+                results[label]["exit_codes"].append(code)
+        print(f"[kernels] round {i + 1}/{args.warmup + args.runs} done", file=sys.stderr,
+              flush=True)
+    json.dump({"results": results, "errors": errors, "kernels": kinds}, sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
