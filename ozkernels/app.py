@@ -1,16 +1,16 @@
-"""The `ozkernels` command: sync, list, add, remove, check and demo, as JupyterApp subcommands."""
+"""The `ozkernels` command: sync, list, add, remove, check and demo, as traitlets subcommands."""
 
 from __future__ import annotations
 
 import json
 import os
 import sys
+from copy import deepcopy
 from typing import Any
 
-from jupyter_core.application import JupyterApp, base_aliases, base_flags
-from jupyter_core.paths import SYSTEM_JUPYTER_PATH
+from jupyter_core.paths import SYSTEM_JUPYTER_PATH, jupyter_config_path
 from traitlets import Bool, Float, List, Unicode, default
-from traitlets.config import Configurable
+from traitlets.config import Application, Configurable
 
 from . import __version__
 from .discovery import Discovery
@@ -36,11 +36,11 @@ target_flags: dict[str, Any] = {
                "Site-wide: module Pythons and site-configured envs, in "
                f"{SYSTEM_JUPYTER_PATH[0]}/kernels (or --prefix)."),
     "json": ({"OzkernelsCommand": {"json": True}}, "Print JSON for scripts instead of a table."),
-    "debug": base_flags["debug"],
+    "debug": ({"Application": {"log_level": 10}}, "Log at DEBUG level (discovery details)."),
 }
 target_aliases: dict[str, Any] = {
     "prefix": "KernelsManager.prefix",
-    "config": base_aliases.get("config", "JupyterApp.config_file"),
+    "config": "OzkernelsBase.config_file",
     "log-level": "Application.log_level",
 }
 
@@ -59,11 +59,35 @@ def table(rows: list[list[str]], headers: list[str]) -> str:
     return "\n".join(lines)
 
 
-class OzkernelsCommand(JupyterApp):
-    """Shared options and plumbing of every subcommand."""
+class OzkernelsBase(Application):
+    """A Jupyter-style app without JupyterApp's imports (asyncio alone costs 20 ms a run)."""
 
     name = "jupyter-ozkernels"
     version = __version__
+    config_file = Unicode("", help="A config file to load as well.").tag(config=True)
+
+    def initialize(self, argv=None) -> None:
+        """Parse the command line, then load jupyter_ozkernels_config under it."""
+        super().initialize(argv)
+        if self.subapp is not None:
+            return
+        command_line = deepcopy(self.config)
+        self.load_config_file("jupyter_ozkernels_config", path=jupyter_config_path())
+        if self.config_file:
+            folder, filename = os.path.split(os.path.abspath(self.config_file))
+            self.load_config_file(filename, path=[folder])
+        self.update_config(command_line)
+
+    def print_help(self, classes: bool = False) -> None:
+        """Help, then where configuration is read from."""
+        super().print_help(classes)
+        paths = ", ".join(jupyter_config_path())
+        print(f"Configuration: jupyter_ozkernels_config.py|json in {paths}")
+
+
+class OzkernelsCommand(OzkernelsBase):
+    """Shared options and plumbing of every subcommand."""
+
     flags = target_flags
     aliases = target_aliases
     classes = CONFIGURABLES
@@ -351,11 +375,9 @@ class DemoApp(OzkernelsCommand):
             self.exit(code)
 
 
-class OzkernelsApp(JupyterApp):
+class OzkernelsApp(OzkernelsBase):
     """Jupyter kernels that start, for every Python environment on an HPC cluster."""
 
-    name = "jupyter-ozkernels"
-    version = __version__
     description = """ozkernels finds Lmod module Pythons, venvs and conda envs without running
     them, and writes kernel specs whose launcher loads the right modules and activates the
     environment before starting ipykernel. Configuration: jupyter_ozkernels_config.py|json in
