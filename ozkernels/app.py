@@ -408,4 +408,9 @@ class OzkernelsApp(OzkernelsBase):
 
 def main() -> None:
     """Console script entry point."""
-    OzkernelsApp.launch_instance()
+    try:
+        OzkernelsApp.launch_instance()
+    except BrokenPipeError:
+        # The reader (head, grep -m1) left: say nothing more, not even at exit's flush.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
