@@ -85,6 +85,20 @@ def run(python: Path, env: Mapping[str, str], config_dir: Path, cwd: Path, reque
     return result
 
 
+def plain_copy(kernels: Path, dest: Path) -> int:
+    """Copy every spec in kernels to dest as a plain spec (no launcher, no ozkernels metadata)."""
+    count = 0
+    for spec_file in sorted(kernels.glob("*/kernel.json")):
+        spec = json.loads(spec_file.read_text())
+        spec.pop("metadata", None)
+        spec["argv"] = ["python", "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+        out = dest / spec_file.parent.name
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "kernel.json").write_text(json.dumps(spec, indent=1))
+        count += 1
+    return count
+
+
 def _count(body: bytes) -> int | None:
     """How many kernel specs or environments a response lists."""
     try:

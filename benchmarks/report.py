@@ -182,6 +182,9 @@ def kernels_section(k: dict) -> tuple[str, list[Check]]:
     return text, checks
 
 
+KERNELSPECS = "/api/kernelspecs"
+
+
 def api_section(a: dict) -> tuple[str, list[Check]]:
     """Section 4."""
     rows, checks = [], []
@@ -191,8 +194,20 @@ def api_section(a: dict) -> tuple[str, list[Check]]:
         checks.append(Check(f"`{path}` p50", f"{ms(x['p50'])} ms",
                             f"<= {TARGETS['api_p50'] * 1000:.0f} ms",
                             x["status"] == 200 and x["p50"] <= TARGETS["api_p50"]))
+    controls = a.get("controls") or {}
+    for label, c in controls.items():
+        if c:
+            rows.append([f"`GET {KERNELSPECS}`, control: {label}", str(c["status"]),
+                         str(c["items"]), ms(c["first"]), ms(c["p50"]), ms(c["p95"]),
+                         str(len(c["times"]))])
     text = table(["request", "HTTP status", "items", "first request ms", "p50 ms", "p95 ms",
                   "requests"], rows)
+    ours = a["paths"].get(KERNELSPECS)
+    ratios = [f"{ours['p50'] / c['p50']:.2f}x with {label}" for label, c in controls.items()
+              if ours and c and c["p50"]]
+    if ratios:
+        text += ("\n\n`/api/kernelspecs` p50 with ozkernels' specs and its extension running: "
+                 + "; ".join(ratios) + " (separate servers, one after the other).")
     parts = a.get("parts", {})
     rows = [[f"`{endpoint}`", step, ms(t)] for endpoint, steps in parts.items()
             if isinstance(steps, dict) for step, t in steps.items()]
@@ -274,6 +289,12 @@ def bounds(raw: dict, checks: list[Check]) -> list[str]:
                      f"jupyter_client's KernelSpecManager: its cost grows with the number of "
                      f"kernel specs ({parts.get('specs')}), mostly reading every kernel.json and "
                      "one thread hop per spec.")
+            plain = [c for label, c in (api.get("controls") or {}).items()
+                     if c and label.startswith("the same number of plain")]
+            if plain and plain[0].get("p50"):
+                text += (f" The same number of plain specs on a server without ozkernels takes "
+                         f"{ms(plain[0]['p50'])} ms: the cost is jupyter_server's per spec, not "
+                         "ozkernels'; fewer specs is the only lever.")
         out.append(text)
     k = raw.get("kernels", {})
     if k and any("start-to-ready" in n for n in missed):

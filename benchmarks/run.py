@@ -25,6 +25,7 @@ import json
 import os
 import pstats
 import shlex
+import shutil
 import subprocess
 import sys
 import time
@@ -236,6 +237,19 @@ def main(argv: list[str] | None = None) -> int:
                        capture_output=True, timeout=300, check=True)
         a = api.run(ozk_python, synth_env, synth.root / "jupyter-config", synth.home,
                     args.api_requests, with_ext)
+        # Control: the same number of plain specs, no extension, so the ratio shows what
+        # ozkernels' specs and extension add to jupyter_server's own cost per spec.
+        plain_data = synth.root / "plain-data"
+        shutil.rmtree(plain_data, ignore_errors=True)
+        api.plain_copy(Path(synth_env["JUPYTER_DATA_DIR"]) / "kernels", plain_data / "kernels")
+        plain_env = {**synth_env, "JUPYTER_DATA_DIR": str(plain_data)}
+        a["controls"] = {
+            label: api.run(ozk_python, env, synth.root / "jupyter-config", synth.home,
+                           args.api_requests, False)["paths"].get(api.KERNELSPECS)
+            for label, env in (("ozkernels' specs, server without the ozkernels extension",
+                                synth_env),
+                               ("the same number of plain specs, server without the ozkernels "
+                                "extension", plain_env))}
         parts = subprocess.run([str(ozk_python), str(HERE / "apiparts.py")], env=synth_env,
                                capture_output=True, text=True, timeout=600, check=False)
         a["parts"] = json.loads(parts.stdout) if parts.returncode == 0 else {

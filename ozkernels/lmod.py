@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -79,6 +78,9 @@ def parse_spider(data: dict | list) -> list[ModuleInfo]:
 
 def run_spider(lmod_cmd: str, modulepath: str, timeout: float = 120) -> list[ModuleInfo]:
     """Walk the module tree with Lmod's spider."""
+    # Imported here: a sync that hits the spider cache (the usual case) never runs a process.
+    import subprocess
+
     spider = os.path.join(os.path.dirname(lmod_cmd), "spider")
     try:
         out = subprocess.run(
