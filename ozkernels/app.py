@@ -18,13 +18,14 @@ from .errors import NotFoundError, OzkernelsError
 from .layout import env_kind
 from .manager import KernelsManager
 from .registry import Registry
+from .slurm import SlurmProfiles
 from .sources.conda import CondaSource
 from .sources.modules import ModuleSource
 from .sources.venvs import VenvSource
 from .sync import BROKEN, NEEDS_SYNC, NO_IPYKERNEL, Plan, Syncer
 
 CONFIGURABLES: list[type[Configurable]] = [
-    KernelsManager, Discovery, ModuleSource, VenvSource, CondaSource, Syncer,
+    KernelsManager, Discovery, ModuleSource, VenvSource, CondaSource, Syncer, SlurmProfiles,
 ]
 
 target_flags: dict[str, Any] = {
@@ -268,8 +269,9 @@ class AddApp(OzkernelsCommand):
 class RemoveApp(OzkernelsCommand):
     """Remove one of ozkernels' kernels and stop syncing it back."""
 
-    description = """Remove a kernel ozkernels wrote (by kernel name, or by environment path)
-    and remember not to add it again; `ozkernels add PATH` undoes that."""
+    description = """Remove a kernel ozkernels wrote (by kernel name, or by environment path),
+    with the environment's Slurm kernels, and remember not to add them again; `ozkernels add
+    PATH` undoes that."""
 
     def run(self) -> None:
         """Find the owned spec, mark its env ignored, delete the spec."""
@@ -289,22 +291,36 @@ class RemoveApp(OzkernelsCommand):
         if target.owner is None:
             msg = f"kernel {target.name!r} was not written by ozkernels; left alone"
             raise OzkernelsError(msg)
+        prefix = target.owner["prefix"]
+        kernels = sorted((s for s in specs.values() if s.owner and s.owner.get("prefix") == prefix
+                          and s.owner.get("kind") == target.owner.get("kind")),
+                         key=lambda s: (bool(s.owner and s.owner.get("variant")), s.name))
+        if target.owner.get("variant") and target is specs.get(arg.lower()):
+            msg = (f"kernel {target.name!r} comes from Slurm profile "
+                   f"{target.owner.get('slurm', {}).get('name', '?')!r}: take it out of "
+                   "SlurmProfiles.enabled or narrow its envs; 'ozkernels remove "
+                   f"{shorten(prefix)}' removes every kernel of that environment")
+            raise OzkernelsError(msg)
         registry = manager.discovery().registry()
-        registry.update(target.owner["prefix"], ignored=True, added=False)
+        registry.update(prefix, ignored=True, added=False)
         with store.lock():
-            store.remove(target.name)
+            for spec in kernels:
+                store.remove(spec.name)
         registry.save()
-        self.emit({"removed": target.name, "prefix": target.owner["prefix"]},
-                  f"removed {target.name} ({shorten(target.owner['prefix'])}); "
-                  f"'ozkernels add {shorten(target.owner['prefix'])}' brings it back")
+        names = [s.name for s in kernels]
+        self.emit({"removed": names[0], "prefix": prefix, "also_removed": names[1:]},
+                  f"removed {', '.join(names)} ({shorten(prefix)}); "
+                  f"'ozkernels add {shorten(prefix)}' brings {'them' if names[1:] else 'it'} "
+                  "back")
 
 
 class CheckApp(OzkernelsCommand):
     """Start kernels through jupyter_client, probe them and report."""
 
     description = """Start each of ozkernels' kernels (all, or those named) through
-    jupyter_client, check from inside that the right environment and modules are active,
-    shut it down, and print start time and pass/fail with the reason. Exits 1 if any failed."""
+    jupyter_client, check from inside that the right environment and modules are active (and
+    for a Slurm kernel that it runs in its job), shut it down, and print start-to-ready time,
+    the Slurm job, node and queue wait, and pass/fail with the reason. Exits 1 if any failed."""
     aliases = {**target_aliases, "timeout": "CheckApp.timeout"}
     timeout = Float(60.0, help="Seconds a kernel may take to become ready.").tag(config=True)
 
@@ -327,9 +343,16 @@ class CheckApp(OzkernelsCommand):
         rows = [[r.name, "pass" if r.ok else "FAIL",
                  f"{r.start_seconds:.2f}s" if r.start_seconds else "-", r.error or "-"]
                 for r in results]
+        headers = ["KERNEL", "RESULT", "START", "ERROR"]
+        if any(r.slurm for r in results):
+            headers[3:3] = ["SLURM JOB", "QUEUE WAIT"]
+            for row, r in zip(rows, results):
+                wait = r.slurm.get("queue_wait")
+                job = f"{r.slurm.get('job')} on {r.slurm.get('node')}" if r.slurm.get(
+                    "job") else "-"
+                row[3:3] = [job, f"{wait:.2f}s" if wait is not None else "-"]
         self.emit({"kernels_dir": store.path, "results": [r.to_dict() for r in results]},
-                  table(rows, ["KERNEL", "RESULT", "START", "ERROR"]) if rows
-                  else "no ozkernels kernels to check")
+                  table(rows, headers) if rows else "no ozkernels kernels to check")
         if any(not r.ok for r in results):
             self.exit(1)
 

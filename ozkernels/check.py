@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import tempfile
 import time
+import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .slurm import parse_status
 from .specs import ownership
 
 PROBE = (
@@ -32,6 +35,7 @@ class CheckResult:
     shutdown_seconds: float | None = None
     error: str = ""
     probe: dict[str, Any] = field(default_factory=dict)
+    slurm: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -65,10 +69,44 @@ def verify(owner: dict[str, Any], probe: dict[str, Any]) -> str:
     return ""
 
 
+def slurm_facts(owner: dict[str, Any], stderr: str) -> dict[str, Any]:
+    """For a Slurm kernel: its profile, job, node and queue wait from the launcher's stderr."""
+    if not owner.get("slurm"):
+        return {}
+    status = parse_status(stderr)
+    facts: dict[str, Any] = {"profile": owner["slurm"].get("name", ""),
+                             "job": status.get("job", ""), "node": status.get("node", ""),
+                             "address": status.get("address", ""), "queue_wait": None}
+    try:
+        facts["queue_wait"] = float(status["queue_wait"])
+    except (KeyError, ValueError):
+        pass
+    return facts
+
+
+def verify_slurm(facts: dict[str, Any], probe: dict[str, Any]) -> str:
+    """What is wrong with a Slurm kernel's job as seen from inside, or ''."""
+    inside = probe.get("slurm_job_id", "")
+    if not inside:
+        return "the kernel does not run in a Slurm job (no SLURM_JOB_ID)"
+    if facts.get("job") and facts["job"] != inside:
+        return f"the kernel runs in job {inside}, not in job {facts['job']} that was started"
+    return ""
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
 def check_kernel(name: str, kernels_dir: str, timeout: float = 60.0) -> CheckResult:
     """Start one kernel, run the probe, shut it down gracefully; never raises for the kernel."""
     from jupyter_client.kernelspec import KernelSpecManager
     from jupyter_client.manager import KernelManager
+    from jupyter_core.paths import jupyter_runtime_dir
 
     ksm = KernelSpecManager(kernel_dirs=[kernels_dir])
     result = CheckResult(name=name)
@@ -79,7 +117,12 @@ def check_kernel(name: str, kernels_dir: str, timeout: float = 60.0) -> CheckRes
         return result
     result.display_name = spec.display_name
     owner = ownership({"metadata": spec.metadata}) or {}
-    km = KernelManager(kernel_name=name, kernel_spec_manager=ksm)
+    # In the runtime dir, as a server does: a kernel on a compute node must be able to read it.
+    runtime = jupyter_runtime_dir()
+    with contextlib.suppress(OSError):  # else starting fails, and that is the result
+        os.makedirs(runtime, mode=0o700, exist_ok=True)
+    km = KernelManager(kernel_name=name, kernel_spec_manager=ksm, connection_file=os.path.join(
+        runtime, f"kernel-ozkernels-check-{uuid.uuid4()}.json"))
     fd, err_path = tempfile.mkstemp(prefix="ozk-check-", suffix=".log")
     with os.fdopen(fd, "w") as err:
         try:
@@ -103,6 +146,10 @@ def check_kernel(name: str, kernels_dir: str, timeout: float = 60.0) -> CheckRes
                 else:
                     result.probe = json.loads(text.split("OZK-PROBE ", 1)[1].splitlines()[0])
                     result.error = verify(owner, result.probe) if owner else ""
+                    if owner.get("slurm") and not result.error:
+                        err.flush()
+                        facts = slurm_facts(owner, _read(err_path))
+                        result.error = verify_slurm(facts, result.probe)
                     result.ok = not result.error
             finally:
                 kc.stop_channels()
@@ -115,5 +162,6 @@ def check_kernel(name: str, kernels_dir: str, timeout: float = 60.0) -> CheckRes
                 km.shutdown_kernel(now=not result.start_seconds)
             if result.start_seconds:
                 result.shutdown_seconds = round(time.perf_counter() - t1, 3)
+    result.slurm = slurm_facts(owner, _read(err_path))
     os.unlink(err_path)
     return result

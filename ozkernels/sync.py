@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cached_property, partial
 from typing import Any
 
 from traitlets import Bool, Float, Unicode
 from traitlets.config import LoggingConfigurable
 
 from .environment import Environment
+from .slurm import SlurmProfiles
 from .sources import ModuleIndex
 from .specs import (
     LAUNCHER_NAME,
@@ -17,6 +20,7 @@ from .specs import (
     choose_kernel_name,
     display_name,
     launcher_files,
+    prefix_hash,
     seal,
 )
 from .store import KernelStore, SpecFile
@@ -181,19 +185,21 @@ class Syncer(LoggingConfigurable):
             )
             row.kernel, row.display_name = name, spec["display_name"]
             row.status = self._want(plan, env, name, Wanted("", spec, files), sf, site)
-            for extra in self.variants(env, name, spec, files, store.path):
-                vsf: SpecFile | None = owned.pop((env.kind, env.prefix, extra.variant), None)
-                vname = vsf.name if vsf else choose_kernel_name(env, taken, site) + extra.suffix
-                if not vsf and vname in taken:
-                    vname = f"{name}{extra.suffix}-{len(taken)}"
-                taken.add(vname)
-                self._want(plan, env, vname, extra, vsf, site)
-                if plan.actions[-1].op != "keep":
+            names: dict[str, tuple[str, SpecFile | None]] = {}
+            dir_for = partial(self._variant_dir, env, name, owned, taken, names, store.path)
+            for extra in self.variants(env, spec, files, dir_for):
+                vname, vsf = names[extra.variant]
+                if self._want(plan, env, vname, extra, vsf, site) != UP_TO_DATE:
                     row.status = NEEDS_SYNC
         seen = {(e.kind, e.prefix) for e in envs}
+        broken = {(e.kind, e.prefix): e.problem for e in envs if e.broken}
         for sf in owned.values():
             kind, prefix, variant = _key(sf.owner or {})
             why = _gone(sf.owner or {}, index)
+            if not why and (kind, prefix) in broken:
+                plan.actions.append(Action("keep", sf.name, None, sf.spec,
+                                           "broken: " + broken[kind, prefix]))
+                continue
             if not why and (kind, prefix) in seen:
                 why = f"variant {variant!r} is no longer configured" if variant else \
                     "no longer wanted"
@@ -204,10 +210,28 @@ class Syncer(LoggingConfigurable):
                                            "environment exists but was not found by discovery"))
         return plan
 
-    def variants(self, env: Environment, name: str, spec: dict[str, Any],
-                 files: dict[str, bytes], kernels_dir: str) -> list[Wanted]:
-        """Further kernels for an environment besides its base one (none here)."""
-        return []
+    @cached_property
+    def slurm(self) -> SlurmProfiles:
+        """The Slurm profiles configured alongside this syncer."""
+        return SlurmProfiles(parent=self)
+
+    def variants(self, env: Environment, spec: dict[str, Any], files: dict[str, bytes],
+                 dir_for: Callable[[str, str], str]) -> list[Wanted]:
+        """Further kernels for an environment besides its base one: one per Slurm profile."""
+        return self.slurm.variants(env, spec, files, dir_for)
+
+    @staticmethod
+    def _variant_dir(env: Environment, name: str, owned: dict[tuple[str, str, str], SpecFile],
+                     taken: set[str], names: dict[str, tuple[str, SpecFile | None]],
+                     kernels_dir: str, variant: str, suffix: str) -> str:
+        """Name a variant of kernel `name` (keeping the one it has) and return its dir."""
+        vsf = owned.pop((env.kind, env.prefix, variant), None)
+        vname = vsf.name if vsf else name + suffix
+        if not vsf and vname.lower() in taken:
+            vname = f"{name}{suffix}-{prefix_hash(env.prefix + variant)}"
+        taken.add(vname.lower())
+        names[variant] = (vname, vsf)
+        return os.path.join(os.path.abspath(kernels_dir), vname)
 
     def _want(self, plan: Plan, env: Environment, name: str, wanted: Wanted,
               sf: SpecFile | None, site: bool) -> str:
