@@ -286,8 +286,9 @@ _ozs_watch_sidecar() {
         if ((n++ < 100)); then _ozs_sleep 0.1; else _ozs_sleep 1; fi
     done
     [[ $content == local ]] && return 0
-    [[ -n $_ozs_relay_python ]] ||
-        _ozs_die "the kernel runs on another node but no --relay-python was given to reach it"
+    # Looked up now, not at sync: a spec must not change with the Python that ran the sync.
+    [[ -n $_ozs_relay_python ]] || _ozs_relay_python=$(type -P python3) ||
+        _ozs_die "the kernel runs on another node and no python3 is on PATH to relay to it; set SlurmProfiles.relay_python"
     exec "$_ozs_relay_python" -I -S -c "$_ozs_relay_py" "$_ozs_cf" "$_ozs_sidecar" "$_ozs_kernel"
 }
 

@@ -7,7 +7,6 @@ import fnmatch
 import math
 import os
 import re
-import sys
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from functools import cached_property
@@ -276,8 +275,9 @@ class SlurmProfiles(LoggingConfigurable):
         "first non-loopback address of the node's name.",
     ).tag(config=True)
     relay_python = Unicode(
-        sys.executable,
-        help="Python (3.7+) on the login host that relays a remote kernel's ports.",
+        "",
+        help="Python (3.7+) on the login host that relays a remote kernel's ports; '': python3 "
+        "on the Jupyter server's PATH when the kernel starts.",
     ).tag(config=True)
     srun = Unicode(
         "srun", help="srun command (looked up on the Jupyter server's PATH unless absolute)."
