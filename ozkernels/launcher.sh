@@ -69,7 +69,9 @@ _ozk_lmod_run() {
     local what=$1 fix=$2 code rc errf errtxt=""
     shift 2
     errf=$(mktemp "${TMPDIR:-/tmp}/ozkernels-lmod.XXXXXX" 2>/dev/null) || errf=""
-    code=$(LMOD_COLORIZE=no LMOD_PAGER=none "$_ozk_lmod" bash "$@" 2>"${errf:-/dev/null}")
+    # A set width spares Lmod asking the terminal (stty, tput: four processes, ~6 ms a load).
+    code=$(LMOD_COLORIZE=no LMOD_PAGER=none LMOD_TERM_WIDTH=${LMOD_TERM_WIDTH:-200} \
+        "$_ozk_lmod" bash "$@" 2>"${errf:-/dev/null}")
     rc=$?
     if [[ -n $errf ]]; then
         errtxt=$(<"$errf")
