@@ -7,9 +7,11 @@ list); `/ozkernels/api/environments` only when ozkernels has a server extension.
 from __future__ import annotations
 
 import http.client
+import importlib.util
 import json
 import os
 import secrets
+import shutil
 import socket
 import subprocess
 import time
@@ -85,16 +87,28 @@ def run(python: Path, env: Mapping[str, str], config_dir: Path, cwd: Path, reque
     return result
 
 
+def ipykernel_logos() -> list[Path]:
+    """The logo files `ipykernel install` copies into a kernel dir (none if ipykernel is absent)."""
+    spec = importlib.util.find_spec("ipykernel")
+    if not spec or not spec.origin:
+        return []
+    return sorted((Path(spec.origin).parent / "resources").glob("logo-*"))
+
+
 def plain_copy(kernels: Path, dest: Path) -> int:
-    """Copy every spec in kernels to dest as a plain spec (no launcher, no ozkernels metadata)."""
-    count = 0
+    """Write, for every spec in kernels, what `python -m ipykernel install` would have written."""
+    count, logos = 0, ipykernel_logos()
     for spec_file in sorted(kernels.glob("*/kernel.json")):
         spec = json.loads(spec_file.read_text())
-        spec.pop("metadata", None)
-        spec["argv"] = ["python", "-m", "ipykernel_launcher", "-f", "{connection_file}"]
+        python = spec.get("metadata", {}).get("ozkernels", {}).get("python", "python")
+        spec = {"argv": [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                "display_name": spec["display_name"], "language": "python",
+                "metadata": {"debugger": True}}
         out = dest / spec_file.parent.name
         out.mkdir(parents=True, exist_ok=True)
         (out / "kernel.json").write_text(json.dumps(spec, indent=1))
+        for logo in logos:
+            shutil.copyfile(logo, out / logo.name)
         count += 1
     return count
 

@@ -248,8 +248,8 @@ def main(argv: list[str] | None = None) -> int:
                            args.api_requests, False)["paths"].get(api.KERNELSPECS)
             for label, env in (("ozkernels' specs, server without the ozkernels extension",
                                 synth_env),
-                               ("the same number of plain specs, server without the ozkernels "
-                                "extension", plain_env))}
+                               ("the same envs' plain `ipykernel install` specs (with its logos), "
+                                "server without the ozkernels extension", plain_env))}
         parts = subprocess.run([str(ozk_python), str(HERE / "apiparts.py")], env=synth_env,
                                capture_output=True, text=True, timeout=600, check=False)
         a["parts"] = json.loads(parts.stdout) if parts.returncode == 0 else {
