@@ -89,6 +89,10 @@ def ensure_tool(name: str, src: Path = REPO) -> tuple[Path | None, str]:
             [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
             capture_output=True, text=True, timeout=60, check=True).stdout.strip()
         (Path(purelib) / "ozkernels-checkout.pth").write_text(f"{src}\n")
+        # pip byte-compiles what it installs; a checkout may have no .pyc at all (e.g. with
+        # PYTHONDONTWRITEBYTECODE set), and compiling on every run is not what users pay.
+        subprocess.run([str(python), "-m", "compileall", "-q", str(src / "ozkernels")],
+                       capture_output=True, text=True, timeout=300, check=True)
     return python, ""
 
 

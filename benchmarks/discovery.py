@@ -57,9 +57,10 @@ def run(root: Path, home: Path, env: Mapping[str, str], ozk_python: Path,
         "pass": Command("interpreter start-up (python -c pass)", [str(ozk_python), "-c", "pass"]),
         "import": Command("start-up + imports (python -c 'import ozkernels.app')",
                           [str(ozk_python), "-c", "import ozkernels.app"]),
-        "jupyter_core": Command("start-up + JupyterApp's imports "
-                                "(python -c 'import jupyter_core.application')",
-                                [str(ozk_python), "-c", "import jupyter_core.application"]),
+        "jupyter_core": Command("start-up + a traitlets app reading Jupyter's config path "
+                                "(python -c 'import traitlets.config, jupyter_core.paths')",
+                                [str(ozk_python), "-c",
+                                 "import traitlets.config, jupyter_core.paths"]),
         "kslist": Command("jupyter kernelspec list --json",
                           [str(ozk_python.parent / "jupyter-kernelspec"), "list", "--json"]),
     }

@@ -239,8 +239,9 @@ def bounds(raw: dict, checks: list[Check]) -> list[str]:
         text = (f"**Sync time.** Interpreter start-up takes {s(cmds['pass']['median'])} s; "
                 f"start-up plus importing ozkernels' CLI {s(imp)} s")
         if jc:
-            text += (f", of which {s(jc)} s is start-up plus `jupyter_core.application` "
-                     "(any JupyterApp command pays it)")
+            text += (f", of which {s(jc)} s is start-up plus `traitlets.config` and "
+                     "`jupyter_core.paths` (what any traitlets command that reads Jupyter's "
+                     "config path pays)")
         if nbvk:
             text += f". That floor alone is {imp / nbvk:.2f}x of nb_venv_kernels' repeat scan"
         text += (f". The no-op sync's own work is {s(noop - imp)} s for {envs} environments "
