@@ -11,16 +11,19 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import threading
 import time
+from typing import Any
 
 from jupyter_client.manager import KernelManager
 
 READY_TIMEOUT = 60
 
 
-def once(kernel_name: str) -> tuple[float, float, int | None]:
+def once(kernel_name: str) -> tuple[float, float, int | None, float | None]:
     """Start a kernel, wait until it answers, shut it down gracefully; return the two times
-    and the kernel process' exit code (negative: it had to be killed)."""
+    the kernel process' exit code (negative: it had to be killed) and when the process had
+    gone after the shutdown began."""
     km = KernelManager(kernel_name=kernel_name)
     start = time.perf_counter()
     km.start_kernel()
@@ -32,11 +35,24 @@ def once(kernel_name: str) -> tuple[float, float, int | None]:
     finally:
         kc.stop_channels()
     proc = getattr(km.provisioner, "process", None)
+    gone: list[float] = []
     start = time.perf_counter()
+    if proc is not None:
+        # jupyter_client checks every 0.1 s whether the kernel has exited; this sees it at once.
+        threading.Thread(target=_watch_exit, args=(proc, start, gone), daemon=True).start()
     km.shutdown_kernel(now=False)
     down = time.perf_counter() - start
     code = proc.poll() if proc is not None else None
-    return ready, down, code
+    return ready, down, code, gone[0] if gone else None
+
+
+def _watch_exit(proc: Any, start: float, gone: list[float]) -> None:
+    deadline = start + 30
+    while time.perf_counter() < deadline:
+        if proc.poll() is not None:
+            gone.append(time.perf_counter() - start)
+            return
+        time.sleep(0.002)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -48,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     kinds = dict(k.split("=", 1) for k in args.kinds)
     labels = list(kinds)
-    results = {k: {"start": [], "shutdown": [], "exit_codes": []} for k in labels}
+    results = {k: {"start": [], "shutdown": [], "exit_codes": [], "gone": []} for k in labels}
     errors: dict[str, str] = {}
     for i in range(args.warmup + args.runs):
         order = labels[i % len(labels):] + labels[:i % len(labels)]
@@ -56,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
             if label in errors:
                 continue
             try:
-                ready, down, code = once(kinds[label])
+                ready, down, code, gone = once(kinds[label])
             except Exception as e:  # noqa: BLE001 - one broken kind must not stop the others
                 errors[label] = f"{type(e).__name__}: {e}"
                 continue
@@ -64,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
                 results[label]["start"].append(ready)
                 results[label]["shutdown"].append(down)
                 results[label]["exit_codes"].append(code)
+                if gone is not None:
+                    results[label]["gone"].append(gone)
         print(f"[kernels] round {i + 1}/{args.warmup + args.runs} done", file=sys.stderr,
               flush=True)
     json.dump({"results": results, "errors": errors, "kernels": kinds}, sys.stdout)

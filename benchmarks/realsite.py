@@ -122,6 +122,7 @@ def measure(driver: Path, env: dict[str, str], kinds: dict[str, str], runs: int)
     for x in data["results"].values():
         x["start_p50"], x["start_p95"] = median(x["start"]), p95(x["start"])
         x["shutdown_p50"], x["shutdown_p95"] = median(x["shutdown"]), p95(x["shutdown"])
+        x["gone_p50"] = median(x["gone"]) if x.get("gone") else None
     data["labels"] = {k: LABELS[k] for k in kinds}
     return data
 
@@ -163,6 +164,8 @@ NOTES = [
     "ipykernel terminates the kernel's leftover children at shutdown, and waits for them).",
     "Each round starts the four kinds in a rotated order after one untimed warm-up round; "
     "start-to-ready = `KernelManager.start_kernel()` until `BlockingKernelClient."
-    "wait_for_ready()` returns; shutdown = `shutdown_kernel(now=False)`. *killed* counts "
+    "wait_for_ready()` returns; shutdown = `shutdown_kernel(now=False)`; *process exited* = "
+    "when the kernel process had exited, seen by polling every 2 ms (jupyter_client looks every "
+    "0.1 s, so its shutdown time is the exit rounded up to the next 0.1 s). *killed* counts "
     "kernels that did not exit after the shutdown request and were killed by jupyter_client.",
 ]
