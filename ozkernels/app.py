@@ -219,6 +219,9 @@ class ListApp(OzkernelsCommand):
                  shorten(r.env.prefix if r.env.kind == "module" else r.env.path or r.env.prefix)]
                 for r in plan.rows]
         text = table(rows, ["KIND", "NAME", "KERNEL", "STATUS", "MODULES", "PATH"])
+        extra = [[v["kernel"], v["display_name"]] for r in plan.rows for v in r.variants]
+        if extra:
+            text += "\nSlurm kernels:\n" + table(extra, ["KERNEL", "DISPLAY NAME"])
         problems = [r for r in plan.rows if r.status in (BROKEN, NO_IPYKERNEL)]
         for r in problems:
             text += f"\n{r.env.kind}:{r.env.name}: {r.status}"

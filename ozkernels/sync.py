@@ -63,12 +63,13 @@ class Row:
     detail: str = ""
     fix: str = ""
     display_name: str = ""
+    variants: list[dict[str, str]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         data = self.env.to_dict()
         data.update(kernel=self.kernel, status=self.status, detail=self.detail, fix=self.fix,
-                    display_name=self.display_name)
+                    display_name=self.display_name, variant_kernels=self.variants)
         return data
 
 
@@ -189,6 +190,8 @@ class Syncer(LoggingConfigurable):
             dir_for = partial(self._variant_dir, env, name, owned, taken, names, store.path)
             for extra in self.variants(env, spec, files, dir_for):
                 vname, vsf = names[extra.variant]
+                row.variants.append({"kernel": vname, "variant": extra.variant,
+                                     "display_name": extra.spec["display_name"]})
                 if self._want(plan, env, vname, extra, vsf, site) != UP_TO_DATE:
                     row.status = NEEDS_SYNC
         seen = {(e.kind, e.prefix) for e in envs}

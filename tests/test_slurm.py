@@ -374,6 +374,17 @@ def test_sync_writes_and_removes_profile_kernels(setup: Setup, site: Site,
     out = sync(env)
     assert out["actions"] == [] and out["unchanged"] == len(base) + len(venvs)
     assert stamp == {p: p.stat().st_mtime_ns for p in kernels.rglob("*")}
+    # `ozkernels list` shows each env's Slurm kernels, in JSON and in the table.
+    listing = subprocess.run([sys.executable, "-m", "ozkernels", "list", "--json"], env=env,
+                             capture_output=True, text=True, timeout=60, check=True)
+    rows = {r["kernel"]: r for r in json.loads(listing.stdout)["environments"]}
+    for v in venvs:
+        assert [k["kernel"] for k in rows[v]["variant_kernels"]] == [f"{v}-slurm-two"]
+        assert rows[v]["variant_kernels"][0]["variant"] == "slurm:two"
+    assert all(not r["variant_kernels"] for k, r in rows.items() if not k.startswith("venv-"))
+    table = subprocess.run([sys.executable, "-m", "ozkernels", "list"], env=env,
+                           capture_output=True, text=True, timeout=60, check=True).stdout
+    assert f"{BASE}-slurm-two  " in table.split("Slurm kernels:", 1)[1]
     # A changed profile updates its kernels; a disabled one removes them, and nothing else.
     write_config(config, {"two": {**profile, "time": "45"}}, ["two"])
     assert {a["action"] for a in sync(env)["actions"]} == {"update"}
