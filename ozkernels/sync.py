@@ -115,13 +115,29 @@ def _key(owner: dict[str, Any]) -> tuple[str, str, str]:
     return owner.get("kind", ""), owner.get("prefix", ""), owner.get("variant", "")
 
 
+def _missing(path: str) -> bool | None:
+    """True if path is certainly gone, False if it exists, None if it cannot be told now."""
+    try:
+        os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return True
+    except OSError:
+        return None
+    return False
+
+
 def _gone(owner: dict[str, Any], index: ModuleIndex) -> str:
     """Why the environment behind an owned spec no longer exists, or ''."""
     prefix, kind = owner.get("prefix", ""), owner.get("kind", "")
-    if not os.path.isdir(prefix):
+    # Only proof of absence removes a kernel: a dir that is unreadable or on a filesystem that
+    # is down right now must not cost the user their kernel.
+    missing = _missing(prefix)
+    if missing is None:
+        return ""
+    if missing or not os.path.isdir(prefix):
         return f"{prefix} no longer exists"
     marker = {"venv": "pyvenv.cfg", "conda": os.path.join("conda-meta", "history")}.get(kind)
-    if marker and not os.path.exists(os.path.join(prefix, marker)):
+    if marker and _missing(os.path.join(prefix, marker)):
         return f"{prefix} is no longer a {kind} env"
     if kind == "module" and index.modules and not any(
         m.full_name == owner.get("env_name") for m in index.modules
@@ -210,7 +226,7 @@ class Syncer(LoggingConfigurable):
                 plan.actions.append(Action("remove", sf.name, None, sf.spec, why))
             else:
                 plan.actions.append(Action("keep", sf.name, None, sf.spec,
-                                           "environment exists but was not found by discovery"))
+                                           "not found by discovery, but not proven gone"))
         return plan
 
     @cached_property

@@ -195,3 +195,47 @@ def test_add_and_remove(run_ozk, own_site, tmp_path):
     assert bad.returncode == 1 and "neither a venv" in bad.stderr
     noipk = run_ozk("add", str(own_site.venvs["noipk"]), env=env, check=False)
     assert noipk.returncode == 1 and "pip install ipykernel" in noipk.stderr
+
+
+def test_unreadable_dir_costs_no_kernel(run_ozk, own_site, tmp_path):
+    env = own_site.environ(JUPYTER_DATA_DIR=str(tmp_path / "data"))
+    group = own_site.home / "venvs" / "group"
+    group.mkdir()
+    make_venv(own_site, group / "inner")
+    run_ozk("sync", env=env)
+    before = snapshot(env)
+    assert specs(env)["venv-inner"]["metadata"]["ozkernels"]["prefix"] == str(group / "inner")
+    # Root reads everything; without these capabilities it meets permissions like anyone.
+    as_user = ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"]
+    group.chmod(0)
+    try:
+        proc = subprocess.run([*as_user, sys.executable, "-m", "ozkernels", "sync", "--json"],
+                              env=env, capture_output=True, text=True, timeout=120, check=False)
+        listed = subprocess.run([*as_user, sys.executable, "-m", "ozkernels", "list", "--json"],
+                                env=env, capture_output=True, text=True, timeout=120,
+                                check=False)
+    finally:
+        group.chmod(0o755)
+    assert proc.returncode == 0, proc.stderr
+    assert f"cannot read {group} (Permission denied); skipped" in proc.stderr
+    assert json.loads(proc.stdout)["actions"] == []
+    assert snapshot(env) == before
+    assert listed.returncode == 0, listed.stderr
+    assert "venv-inner" not in {r["kernel"] for r in json.loads(listed.stdout)["environments"]}
+    # Readable again, it is found again and its kernel is simply up to date.
+    assert sync_json(run_ozk, env=env)["actions"] == []
+    # A venv whose pyvenv.cfg cannot be read is broken, says why, and keeps its kernel.
+    cfg = group / "inner" / "pyvenv.cfg"
+    cfg.chmod(0)
+    try:
+        listed = subprocess.run([*as_user, sys.executable, "-m", "ozkernels", "list", "--json"],
+                                env=env, capture_output=True, text=True, timeout=120,
+                                check=True)
+        synced = subprocess.run([*as_user, sys.executable, "-m", "ozkernels", "sync", "--json"],
+                                env=env, capture_output=True, text=True, timeout=120,
+                                check=True)
+    finally:
+        cfg.chmod(0o644)
+    row = next(r for r in json.loads(listed.stdout)["environments"] if r["name"] == "inner")
+    assert row["status"] == "broken" and "Permission denied" in row["detail"], row
+    assert json.loads(synced.stdout)["actions"] == [] and snapshot(env) == before

@@ -143,9 +143,17 @@ class VenvSource(Source):
 
 def _try_cfg(path: str) -> dict[str, str] | OSError | None:
     """The parsed pyvenv.cfg of a dir, None when there is none, or the error reading it."""
+    cfg = os.path.join(path, "pyvenv.cfg")
     try:
-        return read_pyvenv_cfg(os.path.join(path, "pyvenv.cfg"))
+        return read_pyvenv_cfg(cfg)
     except (FileNotFoundError, NotADirectoryError):
         return None
+    except PermissionError as e:
+        # A dir we may not search does not say whether it is a venv: the walk reports it.
+        try:
+            os.stat(cfg)
+        except OSError:
+            return None
+        return e
     except OSError as e:
         return e
