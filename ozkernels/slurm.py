@@ -235,8 +235,7 @@ def slurm_variant(profile: Profile, env: Environment, base_spec: dict[str, Any],
     owner["variant"] = profile.variant
     owner["slurm"] = profile.to_dict()
     files = {**base_files, SLURM_LAUNCHER_NAME: slurm_launcher_bytes()}
-    return Wanted(variant=profile.variant, spec=seal(spec, files), files=files,
-                  suffix=profile.suffix)
+    return Wanted(variant=profile.variant, spec=seal(spec, files), files=files, name=kernel)
 
 
 def parse_status(text: str) -> dict[str, str]:

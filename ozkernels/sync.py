@@ -21,7 +21,6 @@ from .specs import (
     display_name,
     launcher_files,
     prefix_hash,
-    seal,
 )
 from .store import KernelStore, SpecFile
 
@@ -108,7 +107,7 @@ class Wanted:
     variant: str
     spec: dict[str, Any]
     files: dict[str, bytes]
-    suffix: str = ""
+    name: str = ""
 
 
 def _key(owner: dict[str, Any]) -> tuple[str, str, str]:
@@ -202,13 +201,13 @@ class Syncer(LoggingConfigurable):
             )
             row.kernel, row.display_name = name, spec["display_name"]
             row.status = self._want(plan, env, name, Wanted("", spec, files), sf, site)
-            names: dict[str, tuple[str, SpecFile | None]] = {}
-            dir_for = partial(self._variant_dir, env, name, owned, taken, names, store.path)
+            dir_for = partial(self._variant_dir, env, name, owned, taken, store.path)
             for extra in self.variants(env, spec, files, dir_for):
-                vname, vsf = names[extra.variant]
-                row.variants.append({"kernel": vname, "variant": extra.variant,
+                row.variants.append({"kernel": extra.name, "variant": extra.variant,
                                      "display_name": extra.spec["display_name"]})
-                if self._want(plan, env, vname, extra, vsf, site) != UP_TO_DATE:
+                # _variant_dir kept the name of the spec this variant already had, if any.
+                vsf = existing.get(extra.name)
+                if self._want(plan, env, extra.name, extra, vsf, site) != UP_TO_DATE:
                     row.status = NEEDS_SYNC
         seen = {(e.kind, e.prefix) for e in envs}
         broken = {(e.kind, e.prefix): e.problem for e in envs if e.broken}
@@ -241,24 +240,19 @@ class Syncer(LoggingConfigurable):
 
     @staticmethod
     def _variant_dir(env: Environment, name: str, owned: dict[tuple[str, str, str], SpecFile],
-                     taken: set[str], names: dict[str, tuple[str, SpecFile | None]],
-                     kernels_dir: str, variant: str, suffix: str) -> str:
+                     taken: set[str], kernels_dir: str, variant: str, suffix: str) -> str:
         """Name a variant of kernel `name` (keeping the one it has) and return its dir."""
         vsf = owned.pop((env.kind, env.prefix, variant), None)
         vname = vsf.name if vsf else name + suffix
         if not vsf and vname.lower() in taken:
             vname = f"{name}{suffix}-{prefix_hash(env.prefix + variant)}"
         taken.add(vname.lower())
-        names[variant] = (vname, vsf)
         return os.path.join(os.path.abspath(kernels_dir), vname)
 
     def _want(self, plan: Plan, env: Environment, name: str, wanted: Wanted,
               sf: SpecFile | None, site: bool) -> str:
         """Plan add/update/keep of one wanted kernel; return the row status it implies."""
         spec = wanted.spec
-        if wanted.variant:
-            spec["metadata"]["ozkernels"]["variant"] = wanted.variant
-            seal(spec, wanted.files)
         fp = spec["metadata"]["ozkernels"]["fingerprint"]
         if sf and sf.owner and sf.owner.get("fingerprint") == fp:
             plan.actions.append(Action("keep", name, env, spec, files=wanted.files))
