@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property, partial
@@ -114,14 +115,14 @@ def _key(owner: dict[str, Any]) -> tuple[str, str, str]:
     return owner.get("kind", ""), owner.get("prefix", ""), owner.get("variant", "")
 
 
-def _missing(path: str) -> bool | None:
-    """True if path is certainly gone, False if it exists, None if it cannot be told now."""
+def _missing(path: str) -> bool:
+    """Whether path certainly does not exist (an error that proves nothing says no)."""
     try:
         os.stat(path)
     except (FileNotFoundError, NotADirectoryError):
         return True
     except OSError:
-        return None
+        pass
     return False
 
 
@@ -130,11 +131,13 @@ def _gone(owner: dict[str, Any], index: ModuleIndex) -> str:
     prefix, kind = owner.get("prefix", ""), owner.get("kind", "")
     # Only proof of absence removes a kernel: a dir that is unreadable or on a filesystem that
     # is down right now must not cost the user their kernel.
-    missing = _missing(prefix)
-    if missing is None:
-        return ""
-    if missing or not os.path.isdir(prefix):
+    try:
+        if not stat.S_ISDIR(os.stat(prefix).st_mode):
+            return f"{prefix} no longer exists"
+    except (FileNotFoundError, NotADirectoryError):
         return f"{prefix} no longer exists"
+    except OSError:
+        return ""
     marker = {"venv": "pyvenv.cfg", "conda": os.path.join("conda-meta", "history")}.get(kind)
     if marker and _missing(os.path.join(prefix, marker)):
         return f"{prefix} is no longer a {kind} env"
