@@ -146,10 +146,6 @@ def check_kernel(name: str, kernels_dir: str, timeout: float = 60.0) -> CheckRes
                 else:
                     result.probe = json.loads(text.split("OZK-PROBE ", 1)[1].splitlines()[0])
                     result.error = verify(owner, result.probe) if owner else ""
-                    if owner.get("slurm") and not result.error:
-                        err.flush()
-                        facts = slurm_facts(owner, _read(err_path))
-                        result.error = verify_slurm(facts, result.probe)
                     result.ok = not result.error
             finally:
                 kc.stop_channels()
@@ -164,4 +160,7 @@ def check_kernel(name: str, kernels_dir: str, timeout: float = 60.0) -> CheckRes
                 result.shutdown_seconds = round(time.perf_counter() - t1, 3)
     result.slurm = slurm_facts(owner, _read(err_path))
     os.unlink(err_path)
+    if result.ok and result.slurm:
+        result.error = verify_slurm(result.slurm, result.probe)
+        result.ok = not result.error
     return result
