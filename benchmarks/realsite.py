@@ -123,7 +123,7 @@ def measure(driver: Path, env: dict[str, str], kinds: dict[str, str], runs: int)
         x["start_p50"], x["start_p95"] = median(x["start"]), p95(x["start"])
         x["shutdown_p50"], x["shutdown_p95"] = median(x["shutdown"]), p95(x["shutdown"])
         x["gone_p50"] = median(x["gone"]) if x.get("gone") else None
-    data["labels"] = {k: LABELS[k] for k in kinds}
+    data["labels"] = {k: LABELS.get(k, k) for k in kinds}
     return data
 
 

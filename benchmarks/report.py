@@ -309,15 +309,14 @@ def bounds(raw: dict, checks: list[Check]) -> list[str]:
     if k and any("shutdown" in n for n in missed):
         exits = [f"{k['labels'][kind]} {s(x['gone_p50'])} s" for kind, x in k["results"].items()
                  if x.get("gone_p50") is not None]
+        text = "**Shutdown.** "
         if exits:
-            out.append("**Shutdown.** `shutdown_kernel()` checks whether the kernel has exited "
-                       "every 0.1 s, so it reports the exit rounded up to the next 0.1 s (plus "
-                       "0.01 s). The kernel processes themselves had exited after (p50): "
-                       + "; ".join(exits) + ". After the launcher's `exec` the process is "
-                       "ipykernel alone, so its exit time is ipykernel's; the plain spec shows "
-                       "the same.")
-        out.append("**Shutdown.** " + "; ".join(
+            text += ("`shutdown_kernel()` checks whether the kernel has exited every 0.1 s, so "
+                     "it reports the exit rounded up to the next 0.1 s (plus 0.01 s). The kernel "
+                     "processes themselves had exited after (p50): " + "; ".join(exits) + ". "
+                     "After the launcher's `exec` the process is ipykernel alone, so its exit "
+                     "time is ipykernel's; the plain spec shows the same. ")
+        out.append(text + "Killed by jupyter_client: " + "; ".join(
             f"{k['labels'][kind]}: {sum(1 for c in x['exit_codes'] if c is not None and c < 0)}"
-            f" of {len(x['exit_codes'])} kernels had to be killed"
-            for kind, x in k["results"].items()) + ".")
+            f" of {len(x['exit_codes'])}" for kind, x in k["results"].items()) + ".")
     return out

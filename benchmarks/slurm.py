@@ -30,7 +30,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(1, str(HERE.parent))
 
 from common import SITE_DIR, log, machine, median, p95  # noqa: E402
-from realsite import add_psutil, server_environ  # noqa: E402
+from realsite import add_psutil, measure, server_environ  # noqa: E402
 
 from ozkernels.testsite import build_site  # noqa: E402
 from ozkernels.testslurm import Cluster, start_cluster  # noqa: E402
@@ -76,18 +76,9 @@ def prepare(root: Path, cluster: Cluster) -> dict[str, str]:
 
 def starts(env: dict[str, str], runs: int) -> dict:
     """kernels.py over the local and the Slurm kernel, interleaved."""
-    cmd = [sys.executable, str(HERE / "kernels.py"), "--runs", str(runs),
-           f"local={LOCAL}", f"slurm={SLURM}"]
-    log_path = SITE_DIR / "slurm-kernels.log"
-    with open(log_path, "w") as errors:
-        proc = subprocess.run(cmd, env=env, cwd=SITE_DIR, stdout=subprocess.PIPE,
-                              stderr=errors, text=True, timeout=3600, check=False)
-    if proc.returncode:
-        msg = f"kernels.py failed ({proc.returncode}); see {log_path}"
-        raise RuntimeError(msg)
-    data = json.loads(proc.stdout)
+    data = measure(Path(sys.executable), env, {"local": LOCAL, "slurm": SLURM}, runs)
     if data["errors"]:
-        msg = f"kernels failed: {data['errors']}; see {log_path}"
+        msg = f"kernels failed: {data['errors']}"
         raise RuntimeError(msg)
     return data["results"]
 
