@@ -252,8 +252,9 @@ async def test_routes_are_authorized(jp_fetch: Any) -> None:
 
 
 @pytest.mark.parametrize("extra_config", [{"OzkernelsExtension": {"request_timeout": 0.5}}])
-async def test_hung_filesystem_answers_504_and_shares_one_job(jp_fetch: Any,
-                                                              projects: Path) -> None:
+async def test_hung_filesystem_answers_504_and_shares_one_job(
+    jp_fetch: Any, projects: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     # A FIFO for pyvenv.cfg blocks whoever opens it, like a read on a hung NFS or Lustre mount.
     fifo = projects / "stuck" / "pyvenv.cfg"
     fifo.parent.mkdir()
@@ -286,6 +287,7 @@ async def test_hung_filesystem_answers_504_and_shares_one_job(jp_fetch: Any,
     data = await get_json(jp_fetch, "ozkernels", "api", "environments")
     stuck = next(r for r in data["environments"] if r["name"] == "stuck")
     assert stuck["status"] == "broken"
+    assert logged_exceptions(caplog.records) == []
 
 
 # The interval comes from the config file the CLI reads too.
@@ -373,3 +375,55 @@ def test_change_detection_sees_what_a_sync_would(site_environ: dict[str, str], p
 
     (projects / "fresh").mkdir()
     assert Snapshot.take([str(projects)]).racy
+
+
+def logged_exceptions(records: list[Any]) -> list[str]:
+    """Server log records that carry a traceback or report an uncaught exception."""
+    return [f"{r.name}: {r.getMessage()}" for r in records
+            if r.exc_info or "Uncaught" in r.getMessage() or "Traceback" in r.getMessage()]
+
+
+@pytest.mark.parametrize("ozk_config", [{"Syncer": {"lock_timeout": 0.2}}])
+async def test_error_pages_render_without_exceptions(
+    jp_serverapp: Any, http_server_client: Any, jp_base_url: str, jp_auth_header: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import fcntl
+    import logging
+
+    caplog.set_level(logging.DEBUG)
+
+    async def fetch(path: str, method: str = "GET", auth: bool = True) -> Any:
+        return await http_server_client.fetch(
+            url_path_join(jp_base_url, path), method=method,
+            headers=jp_auth_header if auth else {}, allow_nonstandard_methods=True,
+            body="" if method in ("POST", "PUT", "PATCH") else None, raise_error=False,
+            follow_redirects=False)
+
+    # 405: methods tornado refuses before authentication, and ones the handlers lack.
+    for auth in (True, False):
+        for method in ("PROPFIND", "PUT", "DELETE", "PATCH"):
+            page = await fetch("ozkernels", method, auth)
+            assert page.code in (403, 405), (method, auth, page.code)
+            assert page.code == 405 or method not in ("PROPFIND",)
+            assert b"</html>" in page.body, (method, auth, page.body[:200])
+            api = await fetch("ozkernels/api/sync", "GET" if method == "PUT" else method, auth)
+            assert api.code in (403, 405), (method, auth, api.code)
+            assert "message" in json.loads(api.body)
+    # 404: below the extension's URL.
+    for path in ("ozkernels/nope", "ozkernels/api/nope"):
+        missing = await fetch(path)
+        assert missing.code == 404 and b"</html>" in missing.body
+    # 409: another sync holds the kernels dir longer than Syncer.lock_timeout.
+    kernels_dir = jp_serverapp.web_app.settings["ozkernels_inventory"].manager.kernels_dir()
+    os.makedirs(kernels_dir, exist_ok=True)
+    fd = os.open(os.path.join(kernels_dir, ".ozkernels.lock"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        busy = await fetch("ozkernels/api/sync", "POST")
+        assert busy.code == 409, busy.body
+        assert "another ozkernels sync" in json.loads(busy.body)["message"]
+    finally:
+        os.close(fd)
+    assert (await fetch("ozkernels/api/sync", "POST")).code == 200
+    assert logged_exceptions(caplog.records) == []

@@ -156,6 +156,17 @@ class SyncHandler(OzkernelsAPIHandler):
 class PageHandler(ExtensionHandlerJinjaMixin, OzkernelsHandlerMixin, JupyterHandler):
     """The page for people: environments, kernels, what is wrong and how to fix it."""
 
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """Jupyter's error page, also for a request refused before authentication ran."""
+        # tornado answers a method it does not know (405) before prepare() looks up the user;
+        # the error template asks for current_user, which jupyter_server then refuses with a
+        # RuntimeError and an empty page. Nobody is logged in yet for such a request.
+        try:
+            self.current_user  # noqa: B018
+        except RuntimeError:
+            self.current_user = None
+        super().write_error(status_code, **kwargs)
+
     @web.authenticated
     @authorized
     async def get(self) -> None:
