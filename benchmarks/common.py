@@ -122,7 +122,7 @@ def machine() -> dict[str, str]:
     except OSError:
         pass
     lmod = "not installed"
-    from ozkernels.testsite import find_lmod
+    from ozkernels.demosite import find_lmod
 
     cmd = find_lmod()
     if cmd:

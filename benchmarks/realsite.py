@@ -12,7 +12,7 @@ from pathlib import Path
 
 from common import HERE, log, median, p95
 
-from ozkernels.testsite import GCC_VERSION, PY_MODULE_VERSION, Site, build_site, link_packages
+from ozkernels.demosite import GCC_VERSION, PY_MODULE_VERSION, Site, build_site, link_packages
 
 MODULES = (f"gcccore/{GCC_VERSION}", f"python/{PY_MODULE_VERSION}")
 LABELS = {

@@ -28,12 +28,13 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(1, str(HERE.parent))
+sys.path.insert(2, str(HERE.parent / "tests"))
 
 from common import SITE_DIR, log, machine, median, p95  # noqa: E402
+from ozktest.slurm_cluster import Cluster, start_cluster  # noqa: E402
 from realsite import add_psutil, measure, server_environ  # noqa: E402
 
-from ozkernels.testsite import build_site  # noqa: E402
-from ozkernels.testslurm import Cluster, start_cluster  # noqa: E402
+from ozkernels.demosite import build_site  # noqa: E402
 
 LOCAL = "venv-analysis"
 PROFILE = "bench"

@@ -2,7 +2,7 @@
 
 Nothing here can run as a kernel (interpreters are shell stubs): the site exists to measure
 discovery and sync, which never run an interpreter.  Kernel timings use the real test site from
-`ozkernels.testsite.build_site` instead.
+`ozkernels.demosite.build_site` instead.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from ozkernels.testsite import Site, find_lmod
+from ozkernels.demosite import Site, find_lmod
 
 PYXY = "3.11"
 GCC = "13.2.0"
@@ -167,7 +167,7 @@ def _prepare(root: Path) -> None:
 
 
 def build(root: Path, sizes: Sizes) -> Site:
-    """Build the synthetic site under root and describe it as a testsite.Site.
+    """Build the synthetic site under root and describe it as a demosite.Site.
 
     Half the envs sit behind a symlink to 'project storage' (/fred), as on OzSTAR:
     ~/envs -> /fred/.../envs holds half the venvs, ~/.conda -> /fred/.../.conda half the conda

@@ -375,7 +375,7 @@ class DemoApp(OzkernelsCommand):
         import subprocess
         import tempfile
 
-        from .testsite import build_site, find_lmod
+        from .demosite import build_site, find_lmod
 
         lmod = bool(find_lmod() and shutil.which("patchelf"))
         if not lmod:

@@ -11,7 +11,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from .slurm import parse_status
+from .slurm.status import parse_status
 from .specs import ownership
 
 PROBE = (

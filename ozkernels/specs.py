@@ -6,26 +6,21 @@ import hashlib
 import json
 import re
 import unicodedata
-from importlib.resources import files
 from typing import Any
 
+from . import kernel_files
 from .environment import Environment
+from .kernel_files import LAUNCHER_NAME
 
-LAUNCHER_NAME = "ozkernels-launch"
 SPEC_VERSION = 1
 SITE_PREFIX = "site-"
 _INVALID = re.compile(r"[^a-z0-9._-]+")
 MAX_SLUG = 48
 
 
-def launcher_bytes() -> bytes:
-    """The launcher script shipped in the package."""
-    return files("ozkernels").joinpath("launcher.sh").read_bytes()
-
-
 def launcher_files() -> dict[str, bytes]:
     """The executable files every kernel dir gets."""
-    return {LAUNCHER_NAME: launcher_bytes()}
+    return {LAUNCHER_NAME: kernel_files.read(LAUNCHER_NAME)}
 
 
 def slug(text: str) -> str:

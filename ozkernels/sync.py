@@ -24,6 +24,7 @@ from .specs import (
     prefix_hash,
 )
 from .store import KernelStore, SpecFile
+from .variants import Wanted
 
 UP_TO_DATE = "up to date"
 NEEDS_SYNC = "needs sync"
@@ -99,16 +100,6 @@ class Plan:
                 "actions": [a.to_dict() for a in done],
                 "unchanged": sum(a.op == "keep" for a in self.actions),
                 "notes": self.notes + (notes or [])}
-
-
-@dataclass
-class Wanted:
-    """A kernel a sync wants for an environment: the base one or a variant (e.g. Slurm)."""
-
-    variant: str
-    spec: dict[str, Any]
-    files: dict[str, bytes]
-    name: str = ""
 
 
 def _key(owner: dict[str, Any]) -> tuple[str, str, str]:

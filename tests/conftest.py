@@ -9,7 +9,7 @@ from typing import Protocol
 
 import pytest
 
-from ozkernels.testsite import Site, build_site
+from ozkernels.demosite import Site, build_site
 
 
 class RunOzk(Protocol):
@@ -76,7 +76,7 @@ def make_venv(site: Site, path, module: str = "python/3.11.7", *, system: bool =
 
 def site_gcc() -> str:
     """The site's gcccore version."""
-    from ozkernels.testsite import GCC_VERSION
+    from ozkernels.demosite import GCC_VERSION
 
     return GCC_VERSION
 

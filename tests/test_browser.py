@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import sync_playwright
 
-from ozkernels.testsite import Site
+from ozkernels.demosite import Site
 
 pytestmark = pytest.mark.browser
 

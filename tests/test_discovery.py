@@ -8,7 +8,7 @@ import stat
 
 from conftest import make_venv
 
-from ozkernels.testsite import GCC_VERSION
+from ozkernels.demosite import GCC_VERSION
 
 FULL = "python/3.11.7"
 BARE = "python/3.11.7-bare"

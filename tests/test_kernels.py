@@ -14,7 +14,7 @@ import pytest
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 
-from ozkernels.testsite import GCC_VERSION
+from ozkernels.demosite import GCC_VERSION
 
 MODULES = [f"gcccore/{GCC_VERSION}", "python/3.11.7"]
 PROBE = """

@@ -1,4 +1,4 @@
-"""Tests of ozkernels/launcher.sh: real kernels through jupyter_client, real Lmod, real venvs."""
+"""Tests of kernel_files/launcher.sh: real kernels through jupyter_client, real Lmod, real venvs."""
 
 import json
 import os
@@ -14,7 +14,7 @@ import pytest
 from jupyter_client import KernelManager
 from jupyter_client.kernelspec import KernelSpecManager
 
-LAUNCHER = Path(__file__).resolve().parents[1] / "ozkernels" / "launcher.sh"
+LAUNCHER = Path(__file__).resolve().parents[1] / "ozkernels" / "kernel_files" / "launcher.sh"
 LMOD = "/usr/share/lmod/lmod/libexec/lmod"
 HOSTILE = "we'ird $(touch PWNED) ;\"x `touch PWNED` é"
 

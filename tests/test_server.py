@@ -21,10 +21,10 @@ from jupyter_server.utils import url_path_join
 from tornado.httpclient import HTTPClientError
 from traitlets.config import Config
 
+from ozkernels.demosite import Site
 from ozkernels.manager import KernelsManager
 from ozkernels.server.watch import RACY_NS, Snapshot, watch_paths
 from ozkernels.sources.venvs import VenvSource
-from ozkernels.testsite import Site
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ozkernels.testsite import GCC_VERSION
+from ozkernels.demosite import GCC_VERSION
 
 
 @pytest.fixture

@@ -19,12 +19,12 @@ from typing import Any
 import pytest
 from jupyter_client import KernelManager
 from jupyter_client.kernelspec import KernelSpecManager
+from ozktest.slurm_cluster import Cluster, start_cluster
 
+from ozkernels.demosite import Site
 from ozkernels.environment import Environment
 from ozkernels.slurm import SLURM_LAUNCHER_NAME, SlurmProfiles, parse_status
 from ozkernels.specs import LAUNCHER_NAME, fingerprint
-from ozkernels.testsite import Site
-from ozkernels.testslurm import Cluster, start_cluster
 
 pytestmark = pytest.mark.slurm
 

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from conftest import make_venv
 
+from ozkernels.demosite import GCC_VERSION
 from ozkernels.specs import LAUNCHER_NAME
-from ozkernels.testsite import GCC_VERSION
 
 NAME_RULE = "abcdefghijklmnopqrstuvwxyz0123456789._-"
 

@@ -1,4 +1,4 @@
-"""A small but real HPC-like site (Lmod, module Pythons, venvs, conda envs) in a directory."""
+"""The demo site builder (the tests' site too): Lmod module Pythons, venvs, conda envs in a dir."""
 
 from __future__ import annotations
 
@@ -559,7 +559,7 @@ def build_site(root: Path, *, lmod: bool = True, hostile: bool = True) -> Site:
         prefixes, pythons = _build_modules(b)
     venvs = _build_venvs(b, prefixes, pythons, hostile)
     conda_envs = _build_conda(b)
-    _write(root / MARKER, "Built by ozkernels.testsite; build_site() may wipe this dir.\n")
+    _write(root / MARKER, "Built by ozkernels.demosite; build_site() may wipe this dir.\n")
     return Site(
         root=root,
         home=b.home,

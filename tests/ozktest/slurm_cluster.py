@@ -251,16 +251,17 @@ def start_cluster(base: Path, *, cpus: int = 8, timeout: float = TIMEOUT) -> Clu
 
 
 def main(argv: list[str]) -> int:
-    """`python -m ozkernels.testslurm start|stop DIR`: run or stop a cluster by hand."""
+    """`python tests/ozktest/slurm_cluster.py start|stop DIR`: run or stop a cluster by hand."""
     if len(argv) != 2 or argv[0] not in ("start", "stop"):
-        print("usage: python -m ozkernels.testslurm start|stop DIR", file=sys.stderr)
+        print("usage: python tests/ozktest/slurm_cluster.py start|stop DIR", file=sys.stderr)
         return 2
     base = Path(argv[1]).absolute()
     if argv[0] == "stop":
         stop_daemons(base)
         return 0
     cluster = start_cluster(base)
-    print(f"export SLURM_CONF={cluster.conf}  # stop: python -m ozkernels.testslurm stop {base}")
+    stop = f"python tests/ozktest/slurm_cluster.py stop {base}"
+    print(f"export SLURM_CONF={cluster.conf}  # stop: {stop}")
     return 0
 
 

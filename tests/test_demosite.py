@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from ozkernels.testsite import CONDA_NEVER, Site, apply_lmod_python, build_site
+from ozkernels.demosite import CONDA_NEVER, Site, apply_lmod_python, build_site
 
 PY = "python/3.11.7"
 BARE = "python/3.11.7-bare"

@@ -1,0 +1,1 @@
+"""Test-only helpers: a private Slurm cluster, test plugins (tests/ and benchmarks/ import them)."""
