@@ -50,7 +50,12 @@ class KernelsManager(LoggingConfigurable):
 
     def store(self) -> KernelStore:
         """The managed kernels dir."""
-        return KernelStore(self.kernels_dir(), site=self.site)
+        kernels_dir = self.kernels_dir()
+        if not self.site:
+            return KernelStore(kernels_dir)
+        # From --prefix (or the system Jupyter dir) down, no dir may be writable by others.
+        root = os.path.abspath(self.prefix) if self.prefix else os.path.dirname(kernels_dir)
+        return KernelStore(kernels_dir, site=True, root=root)
 
     def other_specs(self) -> list[SpecFile]:
         """Specs in every other kernels dir on the Jupyter path."""

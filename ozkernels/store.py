@@ -38,9 +38,12 @@ class SpecFile:
 class KernelStore:
     """A kernels directory (e.g. ~/.local/share/jupyter/kernels)."""
 
-    def __init__(self, path: str, *, site: bool = False):
+    def __init__(self, path: str, *, site: bool = False, root: str = ""):
         self.path = path
         self.site = site
+        # Site kernels: the top dir (e.g. --prefix) from which every dir down to the kernels
+        # dir must not be writable by group or others.
+        self.root = root or path
 
     def scan(self) -> dict[str, SpecFile]:
         """Every spec dir by name; unreadable kernel.json files count as foreign."""
@@ -66,12 +69,28 @@ class KernelStore:
         return found
 
     def _modes(self) -> tuple[int, int, int]:
+        if self.site:
+            # Site kernels are read by everyone and written by nobody else, whatever the umask
+            # of the admin (or cron job) that runs the sync says.
+            return 0o755, 0o644, 0o755
         umask = os.umask(0)
         os.umask(umask)
-        if self.site:
-            # Site kernels must never be writable by users, whatever the umask allows.
-            return 0o755 & ~umask, 0o644 & ~umask, 0o755 & ~umask
         return 0o777 & ~umask, 0o666 & ~umask, 0o777 & ~umask
+
+    def _makedirs(self, path: str, mode: int) -> None:
+        """Create path and its missing parents, each with exactly mode (the umask aside)."""
+        missing = []
+        while not os.path.isdir(path) and os.path.dirname(path) != path:
+            missing.append(path)
+            path = os.path.dirname(path)
+        for d in reversed(missing):
+            try:
+                os.mkdir(d, mode)
+            except FileExistsError:
+                if not os.path.isdir(d):
+                    raise
+                continue
+            os.chmod(d, mode)
 
     def _write_file(self, path: str, data: bytes, mode: int) -> None:
         fd, tmp = tempfile.mkstemp(prefix=".ozk-", dir=os.path.dirname(path))
@@ -91,7 +110,7 @@ class KernelStore:
         dmode, fmode, xmode = self._modes()
         body = (json.dumps(spec, indent=1) + "\n").encode()
         try:
-            os.makedirs(self.path, mode=dmode, exist_ok=True)
+            self._makedirs(self.path, dmode)
             if os.path.isdir(target):
                 current = self.scan().get(name)
                 if current is None or current.owner is None:
@@ -137,25 +156,35 @@ class KernelStore:
                 raise SpecError(msg) from e
 
     def unsafe_reason(self) -> str:
-        """Why the kernels dir (or its nearest existing parent) is unsafe for site kernels."""
-        path = self.path
-        while not os.path.exists(path) and os.path.dirname(path) != path:
+        """Why a dir on the way down to the kernels dir is unsafe for site kernels, or ''."""
+        path, below = self.path, []
+        while path != self.root and os.path.dirname(path) != path:
+            below.append(path)
             path = os.path.dirname(path)
-        try:
-            st = os.stat(path)
-        except OSError:
-            return ""
-        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
-            return f"{path} is writable by group or others (mode {stat.S_IMODE(st.st_mode):o})"
+        below.append(self.root)
+        # Outermost first: the message names the dir whose mode gives the rest away. Its
+        # nearest existing parent counts when the root itself is yet to be made.
+        top = self.root
+        while not os.path.exists(top) and os.path.dirname(top) != top:
+            top = os.path.dirname(top)
+        for d in [top, *reversed(below)]:
+            try:
+                st = os.stat(d)
+            except OSError:
+                continue
+            if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+                return f"{d} is writable by group or others (mode {stat.S_IMODE(st.st_mode):o})"
         return ""
 
     @contextlib.contextmanager
     def lock(self, timeout: float = 30.0):
         """Hold the directory's sync lock; concurrent syncs wait, then give up clearly."""
-        dmode = self._modes()[0]
+        dmode, fmode, _ = self._modes()
         try:
-            os.makedirs(self.path, mode=dmode, exist_ok=True)
+            self._makedirs(self.path, dmode)
             fd = os.open(os.path.join(self.path, LOCK_NAME), os.O_RDWR | os.O_CREAT, 0o644)
+            if self.site:
+                os.fchmod(fd, fmode)
         except OSError as e:
             msg = f"cannot use kernels directory {self.path}: {e.strerror}"
             raise SpecError(msg) from e

@@ -110,3 +110,50 @@ def test_check_system_report_and_exit_codes(run_ozk, site_prefix, own_site, tmp_
                   env=env)
     assert bad.returncode == 1
     assert "FAIL" in bad.stdout and "python/3.11.7" in bad.stdout
+
+
+def tree_modes(top: Path) -> dict[str, int]:
+    """Mode bits of top and everything below it, by path relative to top."""
+    found = {".": stat.S_IMODE(top.stat().st_mode)}
+    for dirpath, dirnames, filenames in os.walk(top):
+        for name in dirnames + filenames:
+            path = Path(dirpath) / name
+            found[str(path.relative_to(top))] = stat.S_IMODE(path.lstat().st_mode)
+    return found
+
+
+@pytest.mark.parametrize("umask", [0o002, 0o000])
+def test_site_modes_do_not_depend_on_the_umask(site_env, tmp_path, umask):
+    import subprocess
+    import sys
+
+    prefix = tmp_path / "apps" / "jupyter"  # nothing below tmp_path exists yet
+    proc = subprocess.run(
+        [sys.executable, "-m", "ozkernels", "sync", "--system", "--prefix", str(prefix)],
+        env=site_env, capture_output=True, text=True, timeout=120, check=False,
+        preexec_fn=lambda: os.umask(umask),  # noqa: PLW1509 - one thread here
+    )
+    assert proc.returncode == 0, proc.stderr
+    modes = tree_modes(tmp_path / "apps")
+    assert site_specs(prefix), "no site kernel written"
+    assert {"jupyter", "jupyter/share", "jupyter/share/jupyter",
+            "jupyter/share/jupyter/kernels"} <= set(modes)
+    for path, mode in modes.items():
+        full = tmp_path / "apps" / path
+        if full.is_dir():
+            assert mode == 0o755, (path, oct(mode))
+        else:
+            want = 0o755 if full.name.startswith("ozkernels-") else 0o644
+            assert mode == want, (path, oct(mode))
+
+
+@pytest.mark.parametrize("below", ["", "share", "share/jupyter", "share/jupyter/kernels"])
+def test_refuses_a_group_writable_dir_on_the_way_down(run_ozk, site_prefix, below):
+    run_ozk("sync", "--system", "--prefix", str(site_prefix))
+    kdir = site_prefix / "share" / "jupyter" / "kernels"
+    before = {p: p.stat().st_mtime_ns for p in kdir.rglob("*")}
+    os.chmod(site_prefix / below, 0o775)
+    proc = run_ozk("sync", "--system", "--prefix", str(site_prefix), "--json", check=False)
+    assert proc.returncode == 1 and proc.stderr.count("\n") == 1, proc.stderr
+    assert f"{site_prefix / below if below else site_prefix} is writable by group" in proc.stderr
+    assert {p: p.stat().st_mtime_ns for p in kdir.rglob("*")} == before
