@@ -432,7 +432,9 @@ def _build_venvs(
         path, name, system, ipk = item
         python, env = base(name)
         _venv(python, path, env, system)
-        if ipk:
+        # A venv on the host sees the base interpreter's packages, which lack ipykernel when
+        # the interpreter under test is itself a venv: link the packages under test instead.
+        if ipk or (system and name == "host"):
             link_packages(b.site_packages(path))
 
     with ThreadPoolExecutor(max_workers=4) as pool:

@@ -2,14 +2,33 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
+import time
 from collections.abc import Mapping
-from typing import Protocol
+from typing import Any, Protocol
 
 import pytest
 
 from ozkernels.demosite import Site, build_site
+
+
+def console_script(name: str) -> str:
+    """A console script of the interpreter under test (its bin dir need not be on PATH)."""
+    path = os.path.join(os.path.dirname(sys.executable), name)
+    assert os.access(path, os.X_OK), f"{path} is missing: pip install -e '.[test]' writes it"
+    return path
+
+
+def shell_reply(kc: Any, msg_id: str, timeout: float) -> dict[str, Any]:
+    """The shell reply to msg_id, skipping replies to wait_for_ready's repeated kernel_info."""
+    deadline = time.monotonic() + timeout
+    while True:
+        reply = kc.get_shell_msg(timeout=max(0.1, deadline - time.monotonic()))
+        if reply["parent_header"].get("msg_id") == msg_id:
+            return reply
+        assert reply["msg_type"] == "kernel_info_reply", reply
 
 
 class RunOzk(Protocol):

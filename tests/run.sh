@@ -3,8 +3,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-PYTHON=${PYTHON:-python3}
-APT_PACKAGES=(lmod patchelf chromium strace slurmctld slurmd slurm-client munge)
+# PYTHON: the interpreter to test with (any venv's python, activated or not). Unset: python3,
+# or, when python3 is externally managed (PEP 668, Debian 12 / Ubuntu 24.04), a venv made from it
+# in .venv (reused by the next run).
+APT_PACKAGES=(lmod patchelf chromium strace slurmctld slurmd slurm-client munge python3-venv)
 export DEBIAN_FRONTEND=noninteractive PIP_DISABLE_PIP_VERSION_CHECK=1
 
 step() { printf '\n==> %s\n' "$*"; }
@@ -23,6 +25,23 @@ if ((${#missing[@]})); then
     "${sudo[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}"
 else
     step "Debian packages present: ${APT_PACKAGES[*]}"
+fi
+
+externally_managed() {
+    "$1" -c 'import os, sys, sysconfig
+marker = os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")
+sys.exit(0 if sys.prefix == sys.base_prefix and os.path.exists(marker) else 1)'
+}
+
+if [ -z "${PYTHON:-}" ]; then
+    PYTHON=python3
+    if externally_managed python3; then
+        if [ ! -x .venv/bin/python ]; then
+            step "python3 is externally managed: python3 -m venv .venv"
+            python3 -m venv .venv
+        fi
+        PYTHON=$PWD/.venv/bin/python
+    fi
 fi
 
 step "pip install -e '.[test]' with $("$PYTHON" -c 'import sys; print(sys.executable, sys.version.split()[0])')"

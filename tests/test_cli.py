@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 
 import pytest
+from conftest import console_script
 
 
 @pytest.mark.parametrize("sub", ["sync", "list", "add", "remove", "check", "demo"])
@@ -43,9 +43,10 @@ def test_errors_are_one_clear_line(run_ozk, site_env):
 
 
 def test_jupyter_subcommand(site_env):
-    jupyter = shutil.which("jupyter")
-    assert jupyter and shutil.which("jupyter-ozkernels"), "pip install -e . puts both on PATH"
-    proc = subprocess.run([jupyter, "ozkernels", "list", "--json"], env=site_env,
+    # `jupyter ozkernels` finds jupyter-ozkernels next to itself, not on PATH.
+    console_script("jupyter-ozkernels")
+    env = {**site_env, "PATH": "/usr/bin:/bin"}
+    proc = subprocess.run([console_script("jupyter"), "ozkernels", "list", "--json"], env=env,
                           capture_output=True, text=True, timeout=60, check=True)
     assert json.loads(proc.stdout)["environments"]
 
@@ -55,8 +56,8 @@ def test_demo_runs_end_to_end_without_touching_real_kernels(tmp_path):
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTER_")}
     env["HOME"] = str(home)
-    proc = subprocess.run(["ozkernels", "demo"], env=env, capture_output=True, text=True,
-                          timeout=300, check=False)
+    proc = subprocess.run([console_script("ozkernels"), "demo"], env=env, capture_output=True,
+                          text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "venv-analysis" in proc.stdout and "conda-astro" in proc.stdout
     assert "FAIL" not in proc.stdout and proc.stdout.count("pass") >= 7

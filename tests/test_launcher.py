@@ -3,6 +3,7 @@
 import json
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import sys
@@ -11,8 +12,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from conftest import shell_reply
 from jupyter_client import KernelManager
 from jupyter_client.kernelspec import KernelSpecManager
+
+from ozkernels.demosite import link_packages
 
 LAUNCHER = Path(__file__).resolve().parents[1] / "ozkernels" / "kernel_files" / "launcher.sh"
 LMOD = "/usr/share/lmod/lmod/libexec/lmod"
@@ -87,12 +91,15 @@ def lmod_tree(base):
 
 
 def make_venv(path):
-    """A real venv on top of the test interpreter (its site-packages provide ipykernel)."""
-    subprocess.run(
-        [sys.executable, "-m", "venv", "--without-pip", "--system-site-packages", str(path)],
-        check=True,
-        timeout=60,
-    )
+    """A real venv on the test interpreter's base, with the test interpreter's packages linked in.
+
+    From inside a venv, --system-site-packages would show the base interpreter's packages, not
+    the ones under test (ipykernel may be only in the venv).
+    """
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(path)], check=True,
+                   timeout=60)
+    version = f"python{sys.version_info[0]}.{sys.version_info[1]}"
+    link_packages(path / "lib" / version / "site-packages")
     return path
 
 
@@ -104,7 +111,7 @@ def venv_dir(base):
 
 @pytest.fixture(scope="module")
 def conda_dir(base):
-    """A directory with conda's on-disk layout (hostile name), python linked to ours."""
+    """A directory with conda's on-disk layout (hostile name), python running ours."""
     prefix = base / "envs" / ("c" + HOSTILE)
     (prefix / "conda-meta").mkdir(parents=True)
     (prefix / "conda-meta" / "history").write_text("==> 2024-01-01 00:00:00 <==\n")
@@ -123,7 +130,11 @@ def conda_dir(base):
         'export UNSET_OK="${SOMETHING_UNDEFINED}ok"\nfalse\n[[ -n $CONDA_PREFIX ]] && true\n'
     )
     (prefix / "bin").mkdir()
-    (prefix / "bin" / "python").symlink_to(sys.executable)
+    # A wrapper, not a symlink: a symlink to a venv's python starts the venv's base interpreter,
+    # without the packages under test.
+    wrapper = f'#!/bin/sh\nexec {shlex.quote(sys.executable)} "$@"\n'
+    (prefix / "bin" / "python").write_text(wrapper)
+    (prefix / "bin" / "python").chmod(0o755)
     return prefix
 
 
@@ -299,9 +310,8 @@ def test_interrupt(venv_dir, kernels_dir, tmp_path):
         time.sleep(0.2)
         t0 = time.monotonic()
         km.interrupt_kernel()
-        reply = kc.get_shell_msg(timeout=10)
+        reply = shell_reply(kc, msg_id, timeout=10)
         assert time.monotonic() - t0 < 5
-        assert reply["parent_header"]["msg_id"] == msg_id
         assert reply["content"]["status"] == "error"
         assert reply["content"]["ename"] == "KeyboardInterrupt"
         assert probe(km, kc)["pid"] == km.provisioner.process.pid  # still alive, same process
