@@ -88,7 +88,11 @@ _ozk_lmod_run() {
         _ozk_die "$what failed: $(_ozk_condense "$errtxt")$fix"
     fi
     eval "$code" || _ozk_die "$what failed: Lmod's output did not apply$fix"
-    [[ -z $errtxt ]] || printf '%s\n' "$errtxt" >&2
+    _ozk_memo_note "$code"
+    if [[ -n $errtxt ]]; then
+        printf '%s\n' "$errtxt" >&2
+        _ozk_memo_err+="${_ozk_memo_err:+$'\n'}$errtxt"
+    fi
     return 0
 }
 
@@ -148,6 +152,212 @@ for name, value in env.items():
         continue
     print("export %s=%s%s%s" % (name, q, value.replace(q, q + "\\" + q + q), q))
 '
+
+# ---------------------------------------------------------------- launch memo
+# The module step (purge the server's modules, load the kernel's) is a function of the
+# variables it writes and of files: the same values and unchanged files give the same result.
+# A real step records, per kernel dir and host, those variables' values before and after and
+# every file and dir it depends on (modulefiles, MODULEPATH dirs and the package dirs in them,
+# module-system config, this launcher); the next start applies the result without running the
+# module system when every value is equal and every path is still older than the memo
+# (mtime set to just before the recording step ran).  Anything else runs the real step.
+# Memos live in ${XDG_CACHE_HOME:-~/.cache}/ozkernels/launch (OZKERNELS_LAUNCH_CACHE=0: off).
+_ozk_memo_version=1
+_ozk_memo="" _ozk_memo_err="" _ozk_memo_t0=""
+_ozk_memo_written=()
+_ozk_memo_watch=()
+
+# Sets _ozk_memo (the memo path) and _ozk_memo_id (what the memo must have been recorded for).
+_ozk_memo_init() {
+    local base=${XDG_CACHE_HOME:-${HOME:+$HOME/.cache}} self=$0 id
+    _ozk_memo=""
+    [[ ${OZKERNELS_LAUNCH_CACHE:-1} != 0 && $base == /* ]] || return 0
+    [[ $self == /* ]] || self=$PWD/$self
+    _ozk_memo_id=("$_ozk_memo_version" "$self" "$HOSTTYPE" "$*" "$_ozk_modulepath"
+        "${#_ozk_modules[@]}" "${_ozk_modules[@]}")
+    id=${self%/*}
+    id=${id//%/%25}
+    id=${id//\//%2F}
+    # A shortened name may collide: the memo's own id then does not match, so it only misses.
+    ((${#id} <= 180)) || id="${#id}-${id: -170}"
+    _ozk_memo="$base/ozkernels/launch/$id@${HOSTNAME:-host}"
+}
+
+# Names of the variables a module system's shell output assigns or unsets, for the memo.
+_ozk_memo_note() {
+    local line re='^[[:space:]]*(unset[[:space:]]+|export[[:space:]]+)?([A-Za-z_][A-Za-z0-9_]*)'
+    [[ -n $_ozk_memo ]] || return 0
+    while IFS= read -r line; do
+        [[ $line =~ $re ]] && _ozk_memo_written+=("${BASH_REMATCH[2]}")
+    done <<<"$1"
+}
+
+# Every exported variable as NAME -> +VALUE (the + tells an empty value from none).
+_ozk_memo_snapshot() {
+    local -n _ozk_snap=$1
+    local v
+    _ozk_snap=()
+    while IFS= read -r v; do
+        [[ $v == _ ]] || _ozk_snap["$v"]=+${!v}
+    done < <(compgen -e)
+}
+
+# Apply the memo if it is valid here and now; 1 (nothing changed) otherwise.
+_ozk_memo_apply() {
+    local _ozk_mok="" i n v
+    local -a _ozk_mi=() _ozk_mk=() _ozk_mo=() _ozk_mw=() _ozk_ma=() _ozk_mp=()
+    local _ozk_me=""
+    [[ -n $_ozk_memo && -f $_ozk_memo && -O $_ozk_memo ]] || return 1
+    # shellcheck disable=SC1090
+    . "$_ozk_memo" 2>/dev/null || return 1
+    [[ $_ozk_mok == 1 && ${#_ozk_mi[@]} == "${#_ozk_memo_id[@]}" ]] || return 1
+    for ((i = 0; i < ${#_ozk_mi[@]}; i++)); do
+        [[ ${_ozk_mi[i]} == "${_ozk_memo_id[i]}" ]] || return 1
+    done
+    for ((i = 0; i + 1 < ${#_ozk_mk[@]}; i += 2)); do
+        n=${_ozk_mk[i]}
+        [[ $n =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || return 1
+        if [[ ${_ozk_mk[i + 1]} == +* ]]; then
+            [[ ${!n+x} && ${!n} == "${_ozk_mk[i + 1]:1}" ]] || return 1
+        else
+            [[ -z ${!n+x} ]] || return 1
+        fi
+    done
+    # Module-system configuration the server has now, by name, must be what it was.
+    v="${!LMOD_@} ${!MODULES@}"
+    [[ $v == "${_ozk_mp[0]-}" ]] || return 1
+    for v in "${_ozk_mw[@]}"; do
+        [[ -e $v && $v -ot $_ozk_memo ]] || return 1
+    done
+    for v in "${_ozk_ma[@]}"; do
+        [[ ! -e $v && ! -L $v ]] || return 1
+    done
+    for ((i = 0; i + 1 < ${#_ozk_mo[@]}; i += 2)); do
+        n=${_ozk_mo[i]}
+        [[ $n =~ ^[A-Za-z_][A-Za-z0-9_]*$ && ${n@a} != *r* ]] || return 1
+    done
+    for ((i = 0; i + 1 < ${#_ozk_mo[@]}; i += 2)); do
+        n=${_ozk_mo[i]}
+        if [[ ${_ozk_mo[i + 1]} == +* ]]; then
+            export "$n=${_ozk_mo[i + 1]:1}"
+        else
+            unset "$n"
+        fi
+    done
+    [[ -z $_ozk_me ]] || printf '%s\n' "$_ozk_me" >&2
+    return 0
+}
+
+# Start recording: the time reference and the variables before the real step.
+_ozk_memo_begin() {
+    local dir=${_ozk_memo%/*}
+    [[ -n $_ozk_memo ]] || return 0
+    if [[ ! -d $dir ]]; then
+        mkdir -p -- "${dir%/*}" 2>/dev/null && mkdir -m 700 -- "$dir" 2>/dev/null
+    fi
+    _ozk_memo_t0="$_ozk_memo.$$.t0"
+    if [[ ! -O $dir ]] || ! : 2>/dev/null >"$_ozk_memo_t0"; then
+        _ozk_memo="" _ozk_memo_t0=""
+        return 0
+    fi
+    declare -gA _ozk_memo_before=()
+    _ozk_memo_snapshot _ozk_memo_before
+    _ozk_memo_fns=$(declare -F)
+    _ozk_memo_cfg="${!LMOD_@} ${!MODULES@}"
+}
+
+# Watch a path: it must still be there and unchanged (or still absent) for the memo to apply.
+_ozk_memo_watch_path() {
+    [[ -n $1 ]] && _ozk_memo_watch+=("$1")
+}
+
+# After a successful real step: write the memo (silently skipped when anything is unusual).
+_ozk_memo_end() {
+    [[ -n $_ozk_memo && -n $_ozk_memo_t0 ]] || return 0
+    local -A after=() seen=()
+    local -a _ozk_mi=("${_ozk_memo_id[@]}") _ozk_mk=() _ozk_mo=() _ozk_mw=() _ozk_ma=() _ozk_mp=()
+    local -a mps=() files=()
+    local _ozk_me=$_ozk_memo_err n d m part tmp="$_ozk_memo.$$.tmp"
+    _ozk_memo_snapshot after
+    # Functions or a new working dir cannot be replayed from variables: no memo then.
+    if [[ $(declare -F) != "$_ozk_memo_fns" || ${after[PWD]-} != "${_ozk_memo_before[PWD]-}" ]]; then
+        rm -f -- "$_ozk_memo_t0"
+        return 0
+    fi
+    for n in "${!after[@]}" "${!_ozk_memo_before[@]}"; do
+        [[ ${after[$n]-} == "${_ozk_memo_before[$n]-}" ]] || _ozk_memo_written+=("$n")
+    done
+    for n in MODULEPATH LOADEDMODULES _LMFILES_ "${_ozk_memo_written[@]}"; do
+        [[ -z ${seen[$n]-} ]] || continue
+        seen[$n]=1
+        if [[ ! $n =~ ^[A-Za-z_][A-Za-z0-9_]*$ || ${n@a} == *r* ]]; then
+            rm -f -- "$_ozk_memo_t0"
+            return 0
+        fi
+        _ozk_mo+=("$n" "${after[$n]--}")
+        _ozk_mk+=("$n" "${_ozk_memo_before[$n]--}")
+    done
+    # Inputs the step reads: the module systems' settings, and the user.
+    for n in HOME USER $_ozk_memo_cfg; do
+        [[ -n ${seen[$n]-} ]] || _ozk_mk+=("$n" "${_ozk_memo_before[$n]--}")
+        seen[$n]=1
+    done
+    _ozk_mp=("$_ozk_memo_cfg")
+    # The modulefiles read (the server's and the kernel's), every MODULEPATH dir before and
+    # after, and in each the dirs a recorded module's name goes through (a new modulefile
+    # there, which could shadow the one loaded, changes their mtime).
+    IFS=: read -ra mps <<<"${_ozk_memo_before[MODULEPATH]#+}:${MODULEPATH-}:$_ozk_modulepath"
+    IFS=: read -ra files <<<"${_ozk_memo_before[_LMFILES_]#+}:${_LMFILES_-}"
+    _ozk_memo_watch+=("$0" "${files[@]}")
+    for d in "${mps[@]}"; do
+        [[ -n $d ]] || continue
+        _ozk_memo_watch+=("$d")
+        for m in "${_ozk_modules[@]}"; do
+            part=$d
+            while [[ $m == */* ]]; do
+                part+=/${m%%/*}
+                m=${m#*/}
+                [[ -d $part ]] || break
+                _ozk_memo_watch+=("$part" "$part/.modulerc.lua" "$part/.modulerc" "$part/.version")
+            done
+            [[ -d $part/$m ]] && _ozk_memo_watch+=("$part/$m")
+        done
+    done
+    for n in "${_ozk_memo_watch[@]}"; do
+        [[ -n $n && -z ${seen["/$n"]-} ]] || continue
+        seen["/$n"]=1
+        if [[ -e $n ]]; then
+            # Changed while being recorded (or a clock ahead): the memo would never apply.
+            if [[ ! $n -ot $_ozk_memo_t0 ]]; then
+                rm -f -- "$_ozk_memo_t0"
+                return 0
+            fi
+            _ozk_mw+=("$n")
+        elif [[ ! -L $n ]]; then
+            _ozk_ma+=("$n")
+        fi
+    done
+    if { declare -p _ozk_mi _ozk_mk _ozk_mo _ozk_mw _ozk_ma _ozk_mp _ozk_me &&
+        printf '_ozk_mok=1\n'; } 2>/dev/null >"$tmp" &&
+        touch -r "$_ozk_memo_t0" -- "$tmp" 2>/dev/null; then
+        mv -f -- "$tmp" "$_ozk_memo" 2>/dev/null || rm -f -- "$tmp"
+    else
+        rm -f -- "$tmp"
+    fi
+    rm -f -- "$_ozk_memo_t0"
+    return 0
+}
+
+# What Lmod reads besides modulefiles: itself, its site and user configuration.
+_ozk_lmod_watch() {
+    local d=${_ozk_lmod%/*}
+    _ozk_memo_watch+=("$_ozk_lmod" "$d" "${d%/*}/init/lmodrc.lua" /etc/lmod /etc/lmod/lmodrc.lua
+        /etc/lmod/lmod_config.lua "${LMOD_RC-}" "${LMOD_MODULERCFILE-}" "${MODULERCFILE-}"
+        "${LMOD_PACKAGE_PATH:+$LMOD_PACKAGE_PATH/SitePackage.lua}" "${LMOD_CONFIG_DIR-}")
+    if [[ -n ${HOME-} ]]; then
+        _ozk_memo_watch+=("$HOME/.modulerc.lua" "$HOME/.modulerc" "$HOME/.lmodrc.lua")
+    fi
+}
 
 # conda sorts activate.d scripts by code point, as the C collation does.
 _ozk_activate_scripts() {
@@ -231,27 +441,34 @@ if ((${#_ozk_modules[@]})) || [[ -n ${LOADEDMODULES:-} ]]; then
             _ozk_die "Lmod not found, but modules are needed (${_ozk_modules[*]}); set LMOD_CMD to Lmod's libexec/lmod or install Lmod"
         fi
     else
-        if [[ -n ${LOADEDMODULES:-} ]]; then
-            _ozk_lmod_run "unloading the server's modules ($LOADEDMODULES)" \
-                "; set LMOD_CMD to a working Lmod, or unload them before starting Jupyter" --force purge
-        fi
-        # The server may run with a different MODULEPATH than the sync did (systemd, a hub):
-        # the recorded dirs are appended so the recorded modules stay findable.
-        IFS=: read -ra _ozk_mp <<<"$_ozk_modulepath"
-        for _ozk_d in "${_ozk_mp[@]}"; do
-            if [[ -n $_ozk_d && ":${MODULEPATH:-}:" != *":$_ozk_d:"* ]]; then
-                MODULEPATH="${MODULEPATH:+$MODULEPATH:}$_ozk_d"
+        _ozk_memo_init "$_ozk_lmod"
+        if ! _ozk_memo_apply; then
+            _ozk_memo_begin
+            if [[ -n ${LOADEDMODULES:-} ]]; then
+                _ozk_lmod_run "unloading the server's modules ($LOADEDMODULES)" \
+                    "; set LMOD_CMD to a working Lmod, or unload them before starting Jupyter" --force purge
             fi
-        done
-        export MODULEPATH
-        if ((${#_ozk_modules[@]})); then
-            _ozk_lmod_run "module load ${_ozk_modules[*]}" "$_ozk_fix" load "${_ozk_modules[@]}"
-            for _ozk_m in "${_ozk_modules[@]}"; do
-                if [[ ":${LOADEDMODULES:-}:" != *":$_ozk_m:"* && ":${LOADEDMODULES:-}:" != *":$_ozk_m/"* ]]; then
-                    _ozk_die "module load ${_ozk_modules[*]} failed: '$_ozk_m' is not loaded afterwards (LOADEDMODULES=${LOADEDMODULES:-})$_ozk_fix"
+            # The server may run with a different MODULEPATH than the sync did (systemd, a hub):
+            # the recorded dirs are appended so the recorded modules stay findable.
+            IFS=: read -ra _ozk_mp <<<"$_ozk_modulepath"
+            for _ozk_d in "${_ozk_mp[@]}"; do
+                if [[ -n $_ozk_d && ":${MODULEPATH:-}:" != *":$_ozk_d:"* ]]; then
+                    MODULEPATH="${MODULEPATH:+$MODULEPATH:}$_ozk_d"
                 fi
             done
+            export MODULEPATH
+            if ((${#_ozk_modules[@]})); then
+                _ozk_lmod_run "module load ${_ozk_modules[*]}" "$_ozk_fix" load "${_ozk_modules[@]}"
+            fi
+            _ozk_lmod_watch
+            _ozk_memo_ok=1
         fi
+        for _ozk_m in "${_ozk_modules[@]}"; do
+            if [[ ":${LOADEDMODULES:-}:" != *":$_ozk_m:"* && ":${LOADEDMODULES:-}:" != *":$_ozk_m/"* ]]; then
+                _ozk_die "module load ${_ozk_modules[*]} failed: '$_ozk_m' is not loaded afterwards (LOADEDMODULES=${LOADEDMODULES:-})$_ozk_fix"
+            fi
+        done
+        [[ -z ${_ozk_memo_ok:-} ]] || _ozk_memo_end
     fi
 fi
 
