@@ -1,0 +1,273 @@
+"""The launcher's memo of the module step: replayed only when nothing it depends on changed.
+
+Real Lmod, the real launcher run directly; an "interpreter" that prints its environment; Lmod
+is called through a wrapper that counts its runs, so a test sees when Lmod did not run at all.
+"""
+
+import os
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ozkernels.kernel_files import read
+from ozkernels.specs import LAUNCHER_NAME
+
+LMOD = "/usr/share/lmod/lmod/libexec/lmod"
+
+pytestmark = [
+    pytest.mark.lmod,
+    pytest.mark.skipif(not os.access(LMOD, os.X_OK), reason="needs Debian's Lmod"),
+]
+
+
+def lua(value: str) -> str:
+    """A Lua string literal."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+class Site:
+    """A module tree, a kernel dir with the launcher, a counting Lmod and a server env."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        self.core = root / "mods" / "Core"
+        self.early = root / "mods" / "Early"  # first on MODULEPATH, empty until a test shadows
+        self.compiler = root / "mods" / "Compiler" / "gcccore" / "13.2.0"
+        self.home = root / "home"
+        self.cache = root / "cache"
+        self.log = root / "log" / "lmod-runs"
+        for d in (self.core, self.early, self.compiler, self.home, self.log.parent):
+            d.mkdir(parents=True)
+        self.module("pytool/1.0", 'prepend_path("PATH", "/opt/pytool/bin")\n'
+                    'setenv("PYTOOL_HOME", "/opt/pytool")\n')
+        self.module("srv/1.0", 'prepend_path("LD_LIBRARY_PATH", "/opt/srv/lib")\n'
+                    'setenv("SRV_HOME", "/opt/srv")\n')
+        self.module("gcccore/13.2.0", f'prepend_path("MODULEPATH", {lua(str(self.compiler))})\n')
+        self.module("python/3.11.7", 'setenv("PYV", "3.11.7")\n', self.compiler)
+        self.module("other/1.0", 'setenv("OTHER_HOME", "/opt/other")\n')
+        self.module("warn/1.0", 'LmodWarning("deprecated")\nsetenv("WARNED", "1")\n')
+        self.module("fn/1.0", 'set_shell_function("ozkfn", "echo hi", "echo hi")\n')
+        wrapper = root / "lmodbin" / "lmod"
+        wrapper.parent.mkdir()
+        wrapper.write_text(f'#!/bin/sh\necho run >> "{self.log}"\nexec {LMOD} "$@"\n')
+        wrapper.chmod(0o755)
+        self.lmod = str(wrapper)
+        self.kdir = root / "kernels" / "venv-memo"
+        self.kdir.mkdir(parents=True)
+        self.launcher = self.kdir / LAUNCHER_NAME
+        self.launcher.write_bytes(read(LAUNCHER_NAME))
+        self.launcher.chmod(0o755)
+        prefix = root / "env"
+        (prefix / "bin").mkdir(parents=True)
+        self.python = prefix / "bin" / "python"
+        self.python.write_text("#!/bin/sh\nenv -0\n")
+        self.python.chmod(0o755)
+        self.prefix = prefix
+        self.modulepath = f"{self.early}:{self.core}"
+
+    def module(self, name: str, body: str, tree: Path | None = None) -> Path:
+        """Write a Lua modulefile."""
+        path = (tree or self.core) / f"{name}.lua"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(body)
+        return path
+
+    def server(self, *modules: str, **extra: str) -> dict[str, str]:
+        """A server's environment: modules loaded by Lmod's own output, no `module` function."""
+        env = {"PATH": "/usr/bin:/bin", "HOME": str(self.home), "LANG": "C.UTF-8",
+               "MODULEPATH": self.modulepath, "XDG_CACHE_HOME": str(self.cache),
+               "LMOD_CMD": self.lmod}
+        env.update(extra)
+        if modules:
+            out = subprocess.run(["bash", "-c", 'eval "$("$0" bash load "$@")" && env -0',
+                                  LMOD, *modules], env=env, capture_output=True, check=True,
+                                 timeout=60).stdout.decode()
+            env = dict(item.split("=", 1) for item in out.split("\0") if "=" in item)
+            env.pop("_", None)
+            assert env["LOADEDMODULES"] == ":".join(modules)
+        return env
+
+    def runs(self) -> int:
+        """How often Lmod has run so far."""
+        return len(self.log.read_text().splitlines()) if self.log.exists() else 0
+
+    def launch(self, env: dict[str, str], modules: tuple[str, ...]
+               ) -> tuple[int, dict[str, str], str, int]:
+        """Run the launcher; return its exit code, the kernel's env, stderr and Lmod runs."""
+        before = self.runs()
+        args = [str(self.launcher), "--kind", "venv", "--prefix", str(self.prefix),
+                "--python", str(self.python), "--modulepath", str(self.core),
+                "--kernel", "venv-memo"]
+        for m in modules:
+            args += ["--module", m]
+        cp = subprocess.run([*args, "--", "-f", "c.json"], env=env, cwd=self.root,
+                            capture_output=True, timeout=60, check=False)
+        kenv = dict(item.split("=", 1) for item in cp.stdout.decode().split("\0") if "=" in item)
+        kenv.pop("_", None)
+        return cp.returncode, kenv, cp.stderr.decode(), self.runs() - before
+
+    def memos(self) -> list[Path]:
+        """The memo files written so far."""
+        d = self.cache / "ozkernels" / "launch"
+        return sorted(p for p in d.iterdir() if "@" in p.name) if d.is_dir() else []
+
+
+@pytest.fixture
+def site(tmp_path):
+    """A fresh site per test."""
+    return Site(tmp_path)
+
+
+CASES = {
+    "load": ((), ("pytool/1.0",)),
+    "purge-and-load-hierarchy": (("srv/1.0",), ("gcccore/13.2.0", "python/3.11.7")),
+    "purge-only": (("srv/1.0",), ()),
+    "warning": (("srv/1.0",), ("warn/1.0",)),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_replay_equals_the_real_step(site, case):
+    server_modules, modules = CASES[case]
+    env = site.server(*server_modules)
+    rc, real, real_err, runs = site.launch({**env, "OZKERNELS_LAUNCH_CACHE": "0"}, modules)
+    assert rc == 0, real_err
+    del real["OZKERNELS_LAUNCH_CACHE"]
+    assert runs == (1 if server_modules else 0) + (1 if modules else 0)
+    assert not site.memos()
+    rc, first, first_err, runs = site.launch(env, modules)
+    assert rc == 0 and runs >= 1 and first_err == real_err
+    assert len(site.memos()) == 1
+    for _ in range(2):
+        rc, replayed, err, runs = site.launch(env, modules)
+        assert (rc, runs) == (0, 0), err
+        assert replayed == first == real
+        assert err == real_err
+    assert real["LOADEDMODULES"] == ":".join(modules) if modules else "LOADEDMODULES" not in real
+    assert "SRV_HOME" not in real and "/opt/srv/lib" not in real.get("LD_LIBRARY_PATH", "")
+    if case == "warning":
+        assert "deprecated" in real_err
+
+
+def shadow(site, env):
+    """A new pytool/1.0 in a MODULEPATH dir searched before the one loaded."""
+    site.module("pytool/1.0", 'setenv("PYTOOL_HOME", "/opt/shadow")\n', site.early)
+    return env, "/opt/shadow"
+
+
+def edit(site, env):
+    """The loaded modulefile changed."""
+    site.module("pytool/1.0", 'setenv("PYTOOL_HOME", "/opt/edited")\n')
+    return env, "/opt/edited"
+
+
+def user_rc(site, env):
+    """The user added a ~/.modulerc.lua."""
+    (site.home / ".modulerc.lua").write_text("")
+    return env, "/opt/pytool"
+
+
+def new_launcher(site, env):
+    """ozkernels rewrote the launcher (a sync after an upgrade)."""
+    site.launcher.write_bytes(read(LAUNCHER_NAME))
+    return env, "/opt/pytool"
+
+
+def server_modulepath(site, env):
+    """The server now runs with another MODULEPATH."""
+    extra = site.root / "mods" / "Extra"
+    extra.mkdir()
+    return {**env, "MODULEPATH": f"{env['MODULEPATH']}:{extra}"}, "/opt/pytool"
+
+
+def server_module(site, env):
+    """The server now has other modules loaded."""
+    return site.server("srv/1.0", "other/1.0"), "/opt/pytool"
+
+
+def lmod_setting(site, env):
+    """An Lmod setting the server did not have when the memo was written."""
+    return {**env, "LMOD_EXACT_MATCH": "yes"}, "/opt/pytool"
+
+
+def other_host(site, env):
+    """Another login node of the same site (shared home, another host name)."""
+    return {**env, "HOSTNAME": "other-node"}, "/opt/pytool"
+
+
+CHANGES = [shadow, edit, user_rc, new_launcher, server_modulepath, server_module, lmod_setting,
+           other_host]
+
+
+@pytest.mark.parametrize("change", CHANGES, ids=[c.__name__ for c in CHANGES])
+def test_a_change_runs_the_module_system_again(site, change):
+    env = site.server("srv/1.0")
+    for _ in range(2):
+        rc, kenv, err, runs = site.launch(env, ("pytool/1.0",))
+        assert rc == 0, err
+    assert runs == 0
+    env, home = change(site, env)
+    rc, kenv, err, runs = site.launch(env, ("pytool/1.0",))
+    assert rc == 0, err
+    assert runs >= 1, f"{change.__name__}: the memo was replayed"
+    assert kenv["PYTOOL_HOME"] == home
+    assert "SRV_HOME" not in kenv and "OTHER_HOME" not in kenv
+    real = site.launch({**env, "OZKERNELS_LAUNCH_CACHE": "0"}, ("pytool/1.0",))[1]
+    assert kenv == {k: v for k, v in real.items() if k != "OZKERNELS_LAUNCH_CACHE"}
+    rc, again, err, runs = site.launch(env, ("pytool/1.0",))
+    assert (rc, runs, again) == (0, 0, kenv), err
+
+
+def test_a_removed_module_fails_as_without_memo(site):
+    env = site.server("srv/1.0")
+    for _ in range(2):
+        assert site.launch(env, ("pytool/1.0",))[0] == 0
+    (site.core / "pytool" / "1.0.lua").unlink()
+    rc, _, err, runs = site.launch(env, ("pytool/1.0",))
+    assert rc == 1 and runs >= 1
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert re.search(r"^ozkernels: kernel 'venv-memo': module load pytool/1\.0 failed: .*"
+                     r"run 'ozkernels sync'", lines[0]), lines[0]
+
+
+@pytest.mark.parametrize("damage", ["truncated", "empty", "garbage", "other-kernel"])
+def test_a_damaged_memo_is_ignored(site, damage):
+    env = site.server("srv/1.0")
+    rc, real, _, _ = site.launch(env, ("pytool/1.0",))
+    [memo] = site.memos()
+    text = memo.read_text()
+    stamp = memo.stat().st_mtime_ns
+    memo.write_text({"truncated": text[: len(text) // 2], "empty": "",
+                     "garbage": "declare -a _ozk_mi=(\n((((\n_ozk_mok=1\n",
+                     "other-kernel": text.replace(str(site.launcher), "/elsewhere/k")}[damage])
+    os.utime(memo, ns=(stamp, stamp))
+    rc, kenv, err, runs = site.launch(env, ("pytool/1.0",))
+    assert (rc, err) == (0, "")
+    assert runs == 2 and kenv == real
+
+
+def test_shell_functions_are_never_memoized(site):
+    env = site.server()
+    for _ in range(2):
+        rc, _, err, runs = site.launch(env, ("fn/1.0",))
+        assert (rc, runs) == (0, 1), err
+    assert not site.memos()
+
+
+def test_memo_off(site):
+    env = {**site.server("srv/1.0"), "OZKERNELS_LAUNCH_CACHE": "0"}
+    for _ in range(2):
+        assert site.launch(env, ("pytool/1.0",))[3] == 2
+    assert not (site.cache / "ozkernels").exists()
+
+
+def test_unwritable_cache_still_starts(site):
+    env = site.server("srv/1.0", XDG_CACHE_HOME="relative/dir")
+    rc, kenv, err, runs = site.launch(env, ("pytool/1.0",))
+    assert (rc, err, runs) == (0, "", 2)
+    assert kenv["LOADEDMODULES"] == "pytool/1.0"
+    shutil.rmtree(site.root / "relative", ignore_errors=True)
