@@ -9,24 +9,14 @@ from copy import deepcopy
 from typing import Any
 
 from jupyter_core.paths import SYSTEM_JUPYTER_PATH, jupyter_config_path
-from traitlets import Bool, Float, List, Unicode, default
-from traitlets.config import Application, Configurable
+from traitlets import Bool, Float, List, TraitError, Unicode, default
+from traitlets.config import Application
 
 from . import __version__
-from .discovery import Discovery
-from .errors import NotFoundError, OzkernelsError
-from .layout import env_kind
-from .manager import KernelsManager
-from .registry import Registry
-from .slurm import SlurmProfiles
-from .sources.conda import CondaSource
-from .sources.modules import ModuleSource
-from .sources.venvs import VenvSource
-from .sync import BROKEN, NEEDS_SYNC, NO_IPYKERNEL, Plan, Syncer
-
-CONFIGURABLES: list[type[Configurable]] = [
-    KernelsManager, Discovery, ModuleSource, VenvSource, CondaSource, Syncer, SlurmProfiles,
-]
+from .display import shorten
+from .errors import OzkernelsError
+from .manager import CONFIGURABLES, KernelsManager, SyncResult
+from .sync import BROKEN, NEEDS_SYNC, NO_IPYKERNEL, Plan
 
 target_flags: dict[str, Any] = {
     "user": ({"KernelsManager": {"target": "user"}},
@@ -44,12 +34,6 @@ target_aliases: dict[str, Any] = {
     "config": "OzkernelsBase.config_file",
     "log-level": "Application.log_level",
 }
-
-
-def shorten(path: str) -> str:
-    """A path with $HOME shown as ~."""
-    home = os.path.expanduser("~")
-    return "~" + path[len(home):] if home != "/" and path.startswith(home + "/") else path
 
 
 def table(rows: list[list[str]], headers: list[str]) -> str:
@@ -127,6 +111,8 @@ class OzkernelsCommand(OzkernelsBase):
             self.run()
         except OzkernelsError as e:
             self.fail(str(e))
+        except TraitError as e:
+            self.fail(f"bad configuration: {e}")
         except PermissionError as e:
             hint = " (site kernels need root; or use --prefix)" if self.site else ""
             self.fail(f"permission denied: {e.filename}{hint}")
@@ -140,20 +126,6 @@ class OzkernelsCommand(OzkernelsBase):
         if not self.json:
             for note in plan.notes:
                 print(f"ozkernels: {note}", file=sys.stderr)
-
-
-def record_active_modules(registry: Registry) -> str:
-    """Record LOADEDMODULES for the env this command runs in; return a note or ''."""
-    active = os.environ.get("VIRTUAL_ENV") or os.environ.get("CONDA_PREFIX") or ""
-    loaded = [m for m in os.environ.get("LOADEDMODULES", "").split(":") if m]
-    if not active or not loaded or not env_kind(active):
-        return ""
-    prefix = os.path.realpath(active)
-    record = registry.get(prefix)
-    if record and record.modules == loaded:
-        return ""
-    registry.update(prefix, modules=loaded)
-    return f"recorded modules for {shorten(prefix)}: {' '.join(loaded)}"
 
 
 class SyncApp(OzkernelsCommand):
@@ -173,33 +145,23 @@ class SyncApp(OzkernelsCommand):
     force = Bool(False, help="Allow site kernels in a group/other-writable dir.").tag(config=True)
 
     def run(self) -> None:
-        """Record active modules, plan under the lock, apply, report."""
-        manager = self.manager()
-        context = manager.context()
-        recorded = "" if self.site else record_active_modules(context.registry)
-        if recorded and not self.dry_run:
-            context.registry.save()
-        if self.dry_run:
-            plan = manager.plan(context)
-        else:
-            plan, _ = manager.sync(context, force=self.force)
-        self.report(plan, recorded)
+        """Sync (or plan, with --dry-run) and report."""
+        self.report(self.manager().run_sync(dry_run=self.dry_run, force=self.force))
 
-    def report(self, plan: Plan, recorded: str) -> None:
+    def report(self, result: SyncResult) -> None:
         """Print what was (or would be) done."""
-        self.notes(plan)
-        changes = plan.changes
+        self.notes(result.plan)
+        plan, changes = result.plan, result.done
         counts = {op: sum(a.op == op for a in changes) for op in ("add", "update", "remove")}
         kept = sum(a.op == "keep" for a in plan.actions)
-        data = plan.sync_model(changes, self.dry_run, [recorded] if recorded else [])
         verbs = {"add": "added", "update": "updated", "remove": "removed"}
-        if self.dry_run:
+        if result.dry_run:
             verbs = {k: f"would {k}" for k in verbs}
-        lines = [recorded] if recorded else []
+        lines = list(result.notes)
         lines += [f"{verbs[a.op]:<14} {a.name:<28} {a.reason}" for a in changes]
         summary = ", ".join(f"{counts[op]} {verbs[op]}" for op in verbs)
         lines.append(f"{shorten(plan.kernels_dir)}: {summary}, {kept} unchanged")
-        self.emit(data, "\n".join(lines))
+        self.emit(result.to_dict(), "\n".join(lines))
 
 
 class ListApp(OzkernelsCommand):
@@ -244,28 +206,16 @@ class AddApp(OzkernelsCommand):
     modules = List(Unicode(), help="Modules to load before activating, in order.").tag(config=True)
 
     def run(self) -> None:
-        """Record the env and sync."""
+        """Record the env and sync; fail when it still has no kernel."""
         if len(self.extra_args) != 1:
             raise OzkernelsError("usage: ozkernels add PATH [--module M ...]")
-        path = os.path.abspath(os.path.expanduser(self.extra_args[0]))
-        kind = env_kind(path)
-        if not kind:
-            msg = (f"{path} is neither a venv (no pyvenv.cfg) nor a conda env "
-                   "(no conda-meta/history)")
-            raise NotFoundError(msg)
-        manager = self.manager()
-        registry = manager.discovery().registry()
-        changes: dict[str, Any] = {"kind": kind, "added": True, "ignored": False}
-        if self.modules:
-            changes["modules"] = list(self.modules)
-        registry.update(os.path.realpath(path), **changes)
-        registry.save()
-        SyncApp(parent=self, json=self.json).run()
-        plan_env = [r for r in manager.plan().rows
-                    if r.env.prefix == os.path.realpath(path)]
-        if plan_env and not plan_env[0].kernel:
-            row = plan_env[0]
-            msg = f"{path} has no kernel: {row.status}" + (f"; fix: {row.fix}" if row.fix else "")
+        path = self.extra_args[0]
+        result = self.manager().add(path, list(self.modules))
+        SyncApp(parent=self, json=self.json).report(result.sync)
+        row = result.row
+        if row is not None and not row.kernel:
+            msg = (f"{os.path.abspath(os.path.expanduser(path))} has no kernel: {row.status}"
+                   + (f"; fix: {row.fix}" if row.fix else ""))
             raise OzkernelsError(msg)
 
 
@@ -277,41 +227,12 @@ class RemoveApp(OzkernelsCommand):
     PATH` undoes that."""
 
     def run(self) -> None:
-        """Find the owned spec, mark its env ignored, delete the spec."""
+        """Remove the env's kernels and say how to bring them back."""
         if len(self.extra_args) != 1:
             raise OzkernelsError("usage: ozkernels remove NAME|PATH")
-        arg = self.extra_args[0]
-        manager = self.manager()
-        store = manager.store()
-        specs = store.scan()
-        target = specs.get(arg.lower())
-        if target is None and os.path.exists(arg):
-            real = os.path.realpath(arg)
-            target = next((s for s in specs.values() if s.owner and s.owner["prefix"] == real),
-                          None)
-        if target is None:
-            raise NotFoundError(f"no kernel {arg!r} in {shorten(store.path)}")
-        if target.owner is None:
-            msg = f"kernel {target.name!r} was not written by ozkernels; left alone"
-            raise OzkernelsError(msg)
-        prefix = target.owner["prefix"]
-        kernels = sorted((s for s in specs.values() if s.owner and s.owner.get("prefix") == prefix
-                          and s.owner.get("kind") == target.owner.get("kind")),
-                         key=lambda s: (bool(s.owner and s.owner.get("variant")), s.name))
-        if target.owner.get("variant") and target is specs.get(arg.lower()):
-            msg = (f"kernel {target.name!r} comes from Slurm profile "
-                   f"{target.owner.get('slurm', {}).get('name', '?')!r}: take it out of "
-                   "SlurmProfiles.enabled or narrow its envs; 'ozkernels remove "
-                   f"{shorten(prefix)}' removes every kernel of that environment")
-            raise OzkernelsError(msg)
-        registry = manager.discovery().registry()
-        registry.update(prefix, ignored=True, added=False)
-        with store.lock():
-            for spec in kernels:
-                store.remove(spec.name)
-        registry.save()
-        names = [s.name for s in kernels]
-        self.emit({"removed": names[0], "prefix": prefix, "also_removed": names[1:]},
+        result = self.manager().remove(self.extra_args[0])
+        names, prefix = result.removed, result.prefix
+        self.emit(result.to_dict(),
                   f"removed {', '.join(names)} ({shorten(prefix)}); "
                   f"'ozkernels add {shorten(prefix)}' brings {'them' if names[1:] else 'it'} "
                   "back")
@@ -327,22 +248,15 @@ class CheckApp(OzkernelsCommand):
     aliases = {**target_aliases, "timeout": "CheckApp.timeout"}
     timeout = Float(60.0, help="Seconds a kernel may take to become ready.").tag(config=True)
 
-    def run(self) -> None:
-        """Check the kernels one by one, with progress on stderr."""
-        from .check import check_kernel
+    def progress(self, i: int, n: int, name: str) -> None:
+        """Progress on stderr when more than one kernel is checked."""
+        if not self.json and n > 1:
+            print(f"[{i}/{n}] starting {name} ...", file=sys.stderr, flush=True)
 
-        store = self.manager().store()
-        owned = {n: s for n, s in store.scan().items() if s.owner}
-        names = [n.lower() for n in self.extra_args] or sorted(owned)
-        unknown = [n for n in names if n not in owned]
-        if unknown:
-            raise NotFoundError(f"no ozkernels kernel named {', '.join(unknown)} in "
-                                f"{shorten(store.path)}")
-        results = []
-        for i, name in enumerate(names, 1):
-            if not self.json and len(names) > 1:
-                print(f"[{i}/{len(names)}] starting {name} ...", file=sys.stderr, flush=True)
-            results.append(check_kernel(owned[name].name, store.path, self.timeout))
+    def run(self) -> None:
+        """Check the kernels one by one and show the table."""
+        report = self.manager().check(list(self.extra_args), self.timeout, self.progress)
+        results = report.results
         rows = [[r.name, "pass" if r.ok else "FAIL",
                  f"{r.start_seconds:.2f}s" if r.start_seconds else "-", r.error or "-"]
                 for r in results]
@@ -354,9 +268,9 @@ class CheckApp(OzkernelsCommand):
                 job = f"{r.slurm.get('job')} on {r.slurm.get('node')}" if r.slurm.get(
                     "job") else "-"
                 row[3:3] = [job, f"{wait:.2f}s" if wait is not None else "-"]
-        self.emit({"kernels_dir": store.path, "results": [r.to_dict() for r in results]},
-                  table(rows, headers) if rows else "no ozkernels kernels to check")
-        if any(not r.ok for r in results):
+        text = table(rows, headers) if rows else "no ozkernels kernels to check"
+        self.emit(report.to_dict(), text)
+        if not report.ok:
             self.exit(1)
 
 
@@ -401,6 +315,17 @@ class DemoApp(OzkernelsCommand):
             self.exit(code)
 
 
+# The command names users type, each with its app and the line `ozkernels --help` shows.
+SUBCOMMANDS: dict[str, tuple[type[OzkernelsCommand], str]] = {
+    "sync": (SyncApp, "Add, update and remove ozkernels' kernel specs to match the environments."),
+    "list": (ListApp, "List every environment found, with its kernel and status."),
+    "add": (AddApp, "Add an environment explicitly (optionally with its modules) and sync."),
+    "remove": (RemoveApp, "Remove one of ozkernels' kernels and stop syncing it back."),
+    "check": (CheckApp, "Start kernels through jupyter_client, probe them and report."),
+    "demo": (DemoApp, "Build a small demo site in a temporary dir, sync it, start every kernel."),
+}
+
+
 class OzkernelsApp(OzkernelsBase):
     """Jupyter kernels that start, for every Python environment on an HPC cluster."""
 
@@ -417,10 +342,7 @@ class OzkernelsApp(OzkernelsBase):
     ozkernels demo                 # try it all on a throw-away demo site
     """
     classes = CONFIGURABLES
-    subcommands = {
-        app.__name__[:-3].lower(): (app, (app.__doc__ or "").splitlines()[0])
-        for app in (SyncApp, ListApp, AddApp, RemoveApp, CheckApp, DemoApp)
-    }
+    subcommands = {name: (app, help) for name, (app, help) in SUBCOMMANDS.items()}
 
     def start(self) -> None:
         """Run the subcommand, or explain the command."""

@@ -103,7 +103,9 @@ class Discovery(LoggingConfigurable):
         return ModuleIndex(modules=modules, lmod_cmd=lmod_cmd, modulepath=modulepath)
 
     def context(self, registry: Registry | None = None, site: bool = False) -> Context:
-        """The shared context sources consult."""
+        """The shared context sources consult (an unknown source fails here, before any work)."""
+        for name in self.sources:
+            load_source_class(name)
         return Context(modules=self.module_index(), registry=registry or self.registry(),
                        site=site)
 

@@ -19,3 +19,7 @@ class LockError(OzkernelsError):
 
 class NotFoundError(OzkernelsError):
     """A named environment or kernel does not exist."""
+
+
+class SourceError(OzkernelsError):
+    """A configured discovery source is unknown or cannot be loaded."""

@@ -1,28 +1,99 @@
-"""The operations shared by the CLI and the server extension: inventory and sync of one dir."""
+"""The operations shared by the CLI and the server: list, sync, add, remove and check one dir."""
 
 from __future__ import annotations
 
 import os
 import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from jupyter_core.paths import SYSTEM_JUPYTER_PATH, jupyter_data_dir, jupyter_path
-from traitlets import List, Unicode
-from traitlets.config import LoggingConfigurable
+from traitlets import Enum, List, Unicode
+from traitlets.config import Configurable, LoggingConfigurable
 
 from .discovery import Discovery
-from .errors import OzkernelsError
+from .display import shorten
+from .errors import NotFoundError, OzkernelsError
 from .layout import env_kind
 from .registry import Registry
+from .slurm import SlurmProfiles
 from .sources import Context
+from .sources.conda import CondaSource
+from .sources.modules import ModuleSource
+from .sources.venvs import VenvSource
 from .store import KernelStore, SpecFile
-from .sync import Action, Plan, Syncer
+from .sync import Action, Plan, Row, Syncer
+
+if TYPE_CHECKING:
+    from .check import CheckResult
+
+TARGETS = ("user", "sys-prefix", "system")
+
+
+@dataclass
+class SyncResult:
+    """What one sync found and did (or, in a dry run, would do)."""
+
+    plan: Plan
+    done: list[Action]
+    dry_run: bool = False
+    notes: list[str] = field(default_factory=list)
+    finished: float = field(default_factory=time.time)
+
+    def to_dict(self) -> dict[str, Any]:
+        """What `ozkernels sync --json` prints and POST sync returns."""
+        return self.plan.sync_model(self.done, self.dry_run, self.notes)
+
+
+@dataclass
+class AddResult:
+    """An environment recorded by `add`, and the sync that followed."""
+
+    prefix: str
+    sync: SyncResult
+    row: Row | None
+
+
+@dataclass
+class RemoveResult:
+    """The kernels `remove` deleted for one environment."""
+
+    prefix: str
+    removed: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        """What `ozkernels remove --json` prints."""
+        return {"removed": self.removed[0], "prefix": self.prefix,
+                "also_removed": self.removed[1:]}
+
+
+@dataclass
+class CheckReport:
+    """The outcome of starting each of the kernels checked."""
+
+    kernels_dir: str
+    results: list[CheckResult]
+
+    @property
+    def ok(self) -> bool:
+        """Whether every kernel passed."""
+        return all(r.ok for r in self.results)
+
+    def to_dict(self) -> dict[str, Any]:
+        """What `ozkernels check --json` prints."""
+        return {"kernels_dir": self.kernels_dir, "results": [r.to_dict() for r in self.results]}
 
 
 class KernelsManager(LoggingConfigurable):
     """Discovers environments and keeps one kernels dir in step with them."""
 
-    target = Unicode(
-        "user", help="Which kernels dir: 'user', 'sys-prefix' or 'system' (site-wide)."
+    # The name echoes jupyter_client's KernelManager, but `c.KernelsManager.*` is in site
+    # configs (site_envs, target): renaming it would break them.
+    target = Enum(
+        list(TARGETS), default_value="user",
+        help="Which kernels dir: 'user', 'sys-prefix' or 'system' (site-wide).",
     ).tag(config=True)
     prefix = Unicode(
         "", help="Use PREFIX/share/jupyter/kernels (e.g. a site kernels tree on JUPYTER_PATH)."
@@ -94,7 +165,7 @@ class KernelsManager(LoggingConfigurable):
         return Syncer(parent=self)
 
     def plan(self, context: Context | None = None) -> Plan:
-        """Discover and plan without writing anything."""
+        """Discover and plan without writing anything (what `ozkernels list` shows)."""
         context = context or self.context()
         envs = self.discovery().environments(context)
         return self.syncer().plan(envs, self.store(), context.modules, others=self.other_specs())
@@ -113,3 +184,108 @@ class KernelsManager(LoggingConfigurable):
             plan = self.plan(context)
             done = syncer.apply(plan, store)
         return plan, done
+
+    def record_active_modules(self, registry: Registry,
+                              environ: Mapping[str, str] | None = None) -> str:
+        """Record LOADEDMODULES for the env this process runs in; return a note or ''."""
+        environ = os.environ if environ is None else environ
+        active = environ.get("VIRTUAL_ENV") or environ.get("CONDA_PREFIX") or ""
+        loaded = [m for m in environ.get("LOADEDMODULES", "").split(":") if m]
+        if self.site or not active or not loaded or not env_kind(active):
+            return ""
+        prefix = os.path.realpath(active)
+        record = registry.get(prefix)
+        if record and record.modules == loaded:
+            return ""
+        registry.update(prefix, modules=loaded)
+        return f"recorded modules for {shorten(prefix)}: {' '.join(loaded)}"
+
+    def run_sync(self, *, dry_run: bool = False, force: bool = False,
+                 record_active: bool = True) -> SyncResult:
+        """`ozkernels sync`: record the active env's modules, then sync (or only plan)."""
+        context = self.context()
+        recorded = self.record_active_modules(context.registry) if record_active else ""
+        if recorded and not dry_run:
+            context.registry.save()
+        notes = [recorded] if recorded else []
+        if dry_run:
+            plan = self.plan(context)
+            return SyncResult(plan, plan.changes, dry_run=True, notes=notes)
+        plan, done = self.sync(context, force=force)
+        return SyncResult(plan, done, notes=notes)
+
+    def add(self, path: str, modules: list[str] | None = None, *,
+            force: bool = False) -> AddResult:
+        """Record an env (and the modules it needs), sync, and say what its kernel is."""
+        path = os.path.abspath(os.path.expanduser(path))
+        kind = env_kind(path)
+        if not kind:
+            msg = (f"{path} is neither a venv (no pyvenv.cfg) nor a conda env "
+                   "(no conda-meta/history)")
+            raise NotFoundError(msg)
+        real = os.path.realpath(path)
+        registry = self.discovery().registry()
+        changes: dict[str, Any] = {"kind": kind, "added": True, "ignored": False}
+        if modules:
+            changes["modules"] = list(modules)
+        registry.update(real, **changes)
+        registry.save()
+        result = self.run_sync(force=force)
+        rows = [r for r in self.plan().rows if r.env.prefix == real]
+        return AddResult(real, result, rows[0] if rows else None)
+
+    def remove(self, name_or_path: str) -> RemoveResult:
+        """Remove an env's kernels (by kernel name or env path) and stop syncing them back."""
+        store = self.store()
+        specs = store.scan()
+        target = specs.get(name_or_path.lower())
+        if target is None and os.path.exists(name_or_path):
+            real = os.path.realpath(name_or_path)
+            target = next((s for s in specs.values() if s.owner and s.owner["prefix"] == real),
+                          None)
+        if target is None:
+            raise NotFoundError(f"no kernel {name_or_path!r} in {shorten(store.path)}")
+        if target.owner is None:
+            msg = f"kernel {target.name!r} was not written by ozkernels; left alone"
+            raise OzkernelsError(msg)
+        prefix = target.owner["prefix"]
+        kernels = sorted((s for s in specs.values() if s.owner and s.owner.get("prefix") == prefix
+                          and s.owner.get("kind") == target.owner.get("kind")),
+                         key=lambda s: (bool(s.owner and s.owner.get("variant")), s.name))
+        if target.owner.get("variant") and target is specs.get(name_or_path.lower()):
+            msg = (f"kernel {target.name!r} comes from Slurm profile "
+                   f"{target.owner.get('slurm', {}).get('name', '?')!r}: take it out of "
+                   "SlurmProfiles.enabled or narrow its envs; 'ozkernels remove "
+                   f"{shorten(prefix)}' removes every kernel of that environment")
+            raise OzkernelsError(msg)
+        registry = self.discovery().registry()
+        registry.update(prefix, ignored=True, added=False)
+        with store.lock():
+            for spec in kernels:
+                store.remove(spec.name)
+        registry.save()
+        return RemoveResult(prefix, [s.name for s in kernels])
+
+    def check(self, names: list[str] | None = None, timeout: float = 60.0,
+              progress: Callable[[int, int, str], None] | None = None) -> CheckReport:
+        """Start each named kernel (default: all of ozkernels') and probe it from inside."""
+        from .check import check_kernel
+
+        store = self.store()
+        owned = {n: s for n, s in store.scan().items() if s.owner}
+        wanted = [n.lower() for n in names or []] or sorted(owned)
+        unknown = [n for n in wanted if n not in owned]
+        if unknown:
+            raise NotFoundError(f"no ozkernels kernel named {', '.join(unknown)} in "
+                                f"{shorten(store.path)}")
+        results = []
+        for i, name in enumerate(wanted, 1):
+            if progress is not None:
+                progress(i, len(wanted), name)
+            results.append(check_kernel(owned[name].name, store.path, timeout))
+        return CheckReport(store.path, results)
+
+
+CONFIGURABLES: list[type[Configurable]] = [
+    KernelsManager, Discovery, ModuleSource, VenvSource, CondaSource, Syncer, SlurmProfiles,
+]

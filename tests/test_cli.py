@@ -62,3 +62,23 @@ def test_demo_runs_end_to_end_without_touching_real_kernels(tmp_path):
     assert "venv-analysis" in proc.stdout and "conda-astro" in proc.stdout
     assert "FAIL" not in proc.stdout and proc.stdout.count("pass") >= 7
     assert not (home / ".local" / "share" / "jupyter").exists()
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["--KernelsManager.target=sytem"], "bad configuration: The 'target' trait"),
+    (["--Discovery.sources=['venvs', 'nosuch']"], "unknown discovery source 'nosuch'"),
+])
+def test_a_config_typo_is_one_clear_line_not_a_default(run_ozk, site_env, args, expected):
+    proc = run_ozk("sync", *args, check=False)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
+    assert proc.stderr.startswith(f"ozkernels: error: {expected}"), proc.stderr
+    assert not os.path.exists(os.path.join(site_env["JUPYTER_DATA_DIR"], "kernels"))
+
+
+def test_subcommands_are_an_explicit_table():
+    from ozkernels.app import SUBCOMMANDS, OzkernelsApp
+
+    assert list(SUBCOMMANDS) == ["sync", "list", "add", "remove", "check", "demo"]
+    assert {n: a for n, (a, _) in OzkernelsApp.subcommands.items()} == {
+        n: a for n, (a, _) in SUBCOMMANDS.items()}

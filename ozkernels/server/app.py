@@ -11,8 +11,7 @@ from jupyter_server.extension.application import ExtensionApp, ExtensionAppJinja
 from traitlets import Float, default
 
 from .. import __version__
-from ..app import CONFIGURABLES
-from ..manager import KernelsManager
+from ..manager import CONFIGURABLES, KernelsManager
 from .handlers import EnvironmentsHandler, KernelsHandler, PageHandler, SyncHandler
 from .service import Inventory
 

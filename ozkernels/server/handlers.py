@@ -15,7 +15,7 @@ from jupyter_server.extension.handler import ExtensionHandlerJinjaMixin, Extensi
 from jupyter_server.utils import url_path_join
 from tornado import web
 
-from ..app import shorten
+from ..display import shorten
 from ..errors import LockError, OzkernelsError
 from ..sync import BROKEN, NEEDS_SYNC, NO_IPYKERNEL, UNTRACKED, UP_TO_DATE, Action, Plan
 from .service import Inventory
@@ -150,7 +150,7 @@ class SyncHandler(OzkernelsAPIHandler):
     async def post(self) -> None:
         """Sync, or join the sync already running."""
         result = await self.result(self.inventory.sync, "the sync")
-        self.finish(json.dumps(result.plan.sync_model(result.done)))
+        self.finish(json.dumps(result.to_dict()))
 
 
 class PageHandler(ExtensionHandlerJinjaMixin, OzkernelsHandlerMixin, JupyterHandler):

@@ -7,25 +7,15 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
-from ..manager import KernelsManager
-from ..sync import Action, Plan
+from ..manager import KernelsManager, SyncResult
+from ..sync import Plan
 from .watch import Snapshot, watch_paths
 
 T = TypeVar("T")
 DONE = {"add": "added", "update": "updated", "remove": "removed"}
-
-
-@dataclass
-class SyncResult:
-    """What one sync found and did."""
-
-    plan: Plan
-    done: list[Action]
-    finished: float = field(default_factory=time.time)
 
 
 def in_thread(fn: Callable[[], T], name: str) -> asyncio.Future[T]:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import os
+import stat
 from dataclasses import dataclass, field
 from importlib import import_module
+from typing import Any
 
 from traitlets.config import LoggingConfigurable
 
 from ..environment import Environment
+from ..errors import SourceError
+from ..layout import site_packages
 from ..lmod import ModuleInfo
 from ..registry import Registry
 
@@ -54,6 +58,7 @@ class Context:
     registry: Registry
     home: str = field(default_factory=lambda: os.path.expanduser("~"))
     site: bool = False
+    modulepath: str = ""
 
     def recorded_modules(self, prefix: str, base: tuple[str, ...]) -> tuple[str, ...]:
         """Modules recorded for this env, else the base chain; the base chain is kept."""
@@ -64,14 +69,82 @@ class Context:
         return recorded + tuple(m for m in base if m not in recorded)
 
 
-class Source(LoggingConfigurable):
-    """A place environments come from."""
+def missing(path: str) -> bool:
+    """Whether path certainly does not exist (an error that proves nothing says no)."""
+    try:
+        os.stat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return True
+    except OSError:
+        pass
+    return False
 
+
+class Source(LoggingConfigurable):
+    """A place environments come from, and everything ozkernels knows about their kind."""
+
+    #: The kind's name: spec metadata, kernel names (`venv-...`), `list`.
     kind = ""
+    #: What `add` and messages call one of them ("a venv", "a conda env").
+    noun = ""
+    #: A file below the prefix that every env of this kind has: its absence proves the env is
+    #: gone, its presence lets `add` take a path as one. '' when the kind has none.
+    marker = ""
+    #: How the launcher activates it: a key of kernel_files.ACTIVATIONS.
+    activation = "module"
+    #: Shared by everybody (module Pythons): user kernels only with Syncer.module_kernels.
+    shared = False
+    #: Whether find() reads the Lmod module index (so discovery runs Lmod's spider for it).
+    uses_modules = False
 
     def find(self, context: Context) -> list[Environment]:
         """Every environment this source knows about."""
         raise NotImplementedError
+
+    def owns(self, path: str) -> bool:
+        """Whether a dir is an env of this kind, by its marker (one stat)."""
+        return bool(self.marker) and os.path.exists(os.path.join(path, self.marker))
+
+    def gone(self, owner: dict[str, Any], context: Context) -> str:
+        """Why the env behind a spec of this kind certainly no longer exists, or ''."""
+        prefix = owner.get("prefix", "")
+        # Only proof of absence removes a kernel: a dir that is unreadable or on a filesystem
+        # that is down right now must not cost the user their kernel.
+        try:
+            if not stat.S_ISDIR(os.stat(prefix).st_mode):
+                return f"{prefix} no longer exists"
+        except (FileNotFoundError, NotADirectoryError):
+            return f"{prefix} no longer exists"
+        except OSError:
+            return ""
+        if self.marker and missing(os.path.join(prefix, self.marker)):
+            return f"{prefix} is no longer a {owner.get('kind', self.kind)} env"
+        return ""
+
+    def watch_paths(self, context: Context) -> list[str]:
+        """Paths whose stat changes when an env of this kind appears (roots, envs dirs...)."""
+        return []
+
+    def env_watch_paths(self, env: Environment) -> list[str]:
+        """What changes when one env is removed, repaired or gets (or loses) ipykernel."""
+        paths = [env.prefix, env.python, *env.watch]
+        if env.path:
+            paths.append(env.path)
+        if env.version:
+            paths.append(site_packages(env.prefix, env.version))
+        if self.marker:
+            # The marker's top dir: conda writes conda-meta/history last, into a dir that
+            # already exists, and that dir's mtime shows it.
+            paths.append(os.path.join(env.path or env.prefix, self.marker.split("/")[0]))
+        return paths
+
+    def watches_module(self, module: ModuleInfo) -> bool:
+        """Whether a modulefile's contents matter to this source (the spider cache stats it)."""
+        return False
+
+    def location(self, env: Environment) -> str:
+        """The path `ozkernels list` shows for an env."""
+        return env.path or env.prefix
 
 
 def load_source_class(name: str) -> type[Source]:
@@ -80,10 +153,23 @@ def load_source_class(name: str) -> type[Source]:
     if target is None:
         from importlib.metadata import entry_points  # only third-party sources need the scan
 
-        matches = [ep for ep in entry_points(group=ENTRY_POINT_GROUP) if ep.name == name]
+        found = entry_points(group=ENTRY_POINT_GROUP)
+        matches = [ep for ep in found if ep.name == name]
         if not matches:
-            msg = f"unknown discovery source {name!r}"
-            raise KeyError(msg)
-        return matches[0].load()
+            known = sorted({*BUILTIN, *(ep.name for ep in found)})
+            msg = (f"unknown discovery source {name!r} in Discovery.sources; known sources: "
+                   f"{', '.join(known)} (others come from the {ENTRY_POINT_GROUP!r} entry-point "
+                   "group of an installed package)")
+            raise SourceError(msg)
+        try:
+            loaded = matches[0].load()
+        except Exception as e:  # noqa: BLE001 - a broken plugin is the plugin's error
+            msg = f"discovery source {name!r} ({matches[0].value}) cannot be loaded: {e}"
+            raise SourceError(msg) from e
+        if not (isinstance(loaded, type) and issubclass(loaded, Source)):
+            msg = (f"discovery source {name!r} ({matches[0].value}) is not a subclass of "
+                   "ozkernels.sources.Source")
+            raise SourceError(msg)
+        return loaded
     module, _, attr = target.partition(":")
     return getattr(import_module(module), attr)

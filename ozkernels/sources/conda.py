@@ -72,6 +72,10 @@ class CondaSource(Source):
     """Finds conda/mamba envs from environments.txt, condarc envs_dirs and the env vars."""
 
     kind = "conda"
+    noun = "a conda env"
+    marker = "conda-meta/history"
+    activation = "conda"
+    uses_modules = True
     envs_dirs = List(
         Unicode(), default_value=[], help="Extra directories whose subdirs are conda envs."
     ).tag(config=True)
@@ -98,7 +102,7 @@ class CondaSource(Source):
 
     def find(self, context: Context) -> list[Environment]:
         """Every valid conda env, once per real path."""
-        listed = [(path, "") for path in context.registry.added("conda")]
+        listed = [(path, "") for path in context.registry.added(self.kind)]
         scanned: list[tuple[str, str, bool]] = []  # (path, name, is a symlink)
         real_dirs: set[str] = set()
         if not context.site:
@@ -131,7 +135,7 @@ class CondaSource(Source):
             return os.path.join(parents[parent], base)
 
         def consider(path: str, real: str, name: str) -> None:
-            if real in seen or not os.path.exists(os.path.join(real, "conda-meta", "history")):
+            if real in seen or not self.owns(real):
                 return
             seen.add(real)
             if not name:
@@ -155,12 +159,27 @@ class CondaSource(Source):
             consider(path, real, name)
         return found
 
+    def watch_paths(self, context: Context) -> list[str]:
+        """environments.txt, every condarc, every envs dir and the conda-meta dir of each entry."""
+        home = context.home
+        paths = [os.path.join(home, ".conda", "environments.txt"),
+                 *condarc_paths(os.environ, home)]
+        for envs_dir in self.candidate_dirs(context):
+            paths.append(envs_dir)
+            try:
+                entries = [e.path for e in os.scandir(envs_dir)]
+            except OSError:
+                continue
+            # conda writes conda-meta/history last: an env being created is not one yet.
+            paths += [p for e in entries for p in (e, os.path.join(e, "conda-meta"))]
+        return paths
+
     def inspect(self, path: str, real: str, name: str, context: Context) -> Environment:
         """An Environment for one conda env dir."""
         python = os.path.join(real, "bin", "python")
         base = (self.conda_module,) if self.conda_module else ()
         modules = context.recorded_modules(real, base)
-        common: dict[str, Any] = {"kind": "conda", "prefix": real, "name": name, "path": path,
+        common: dict[str, Any] = {"kind": self.kind, "prefix": real, "name": name, "path": path,
                                   "python": python, "modules": modules, "origin": "conda"}
         version = version_from_python_link(python)
         if not version:

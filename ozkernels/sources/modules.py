@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+from typing import Any
 
 from traitlets import List, Unicode
 
@@ -27,6 +28,9 @@ class ModuleSource(Source):
     """Finds Python interpreters provided by Lmod modules."""
 
     kind = "module"
+    noun = "a module Python"
+    shared = True
+    uses_modules = True
     patterns = List(
         Unicode(), default_value=["python/*"],
         help="fnmatch patterns of module full names that provide a Python (e.g. 'python/*').",
@@ -41,6 +45,33 @@ class ModuleSource(Source):
         return any(fnmatch.fnmatchcase(name, p) for p in self.patterns) and not any(
             fnmatch.fnmatchcase(name, p) for p in self.exclude
         )
+
+    def watches_module(self, module: ModuleInfo) -> bool:
+        """Module Pythons' modulefiles: their prefix and parents are read from them."""
+        return self.matches(module)
+
+    def location(self, env: Environment) -> str:
+        """The prefix (the env's path is its modulefile)."""
+        return env.prefix
+
+    def gone(self, owner: dict[str, Any], context: Context) -> str:
+        """The prefix is gone, or Lmod no longer knows the module."""
+        why = super().gone(owner, context)
+        index = context.modules
+        if not why and index.modules and not any(
+                m.full_name == owner.get("env_name") for m in index.modules):
+            why = f"module {owner.get('env_name')} no longer exists"
+        return why
+
+    def watch_paths(self, context: Context) -> list[str]:
+        """MODULEPATH dirs and the dirs holding module Pythons' modulefiles."""
+        modulepath = context.modules.modulepath or context.modulepath or \
+            os.environ.get("MODULEPATH", "")
+        paths = [p for p in modulepath.split(":") if p]
+        for module in context.modules.modules:
+            if self.matches(module):
+                paths += [os.path.dirname(module.path), module.mpath]
+        return [p for p in paths if p]
 
     def find(self, context: Context) -> list[Environment]:
         """An Environment per matching module with an interpreter on its PATH."""
@@ -59,7 +90,7 @@ class ModuleSource(Source):
             ipk = has_ipykernel(prefix, version)
             found.append(
                 Environment(
-                    kind="module", prefix=os.path.realpath(prefix), python=python,
+                    kind=self.kind, prefix=os.path.realpath(prefix), python=python,
                     name=module.full_name, version=version, modules=module.chain,
                     has_ipykernel=ipk, path=module.path, origin=module.mpath,
                     fix="" if ipk else install_ipykernel_hint(python, module.chain),

@@ -30,6 +30,10 @@ class VenvSource(Source):
     """Finds venvs by their pyvenv.cfg, without running them."""
 
     kind = "venv"
+    noun = "a venv"
+    marker = "pyvenv.cfg"
+    activation = "venv"
+    uses_modules = True
     roots = List(
         Unicode(),
         default_value=["~/venvs", "~/.venvs", "~/.virtualenvs", "~/envs"],
@@ -49,7 +53,7 @@ class VenvSource(Source):
         bases: dict[tuple[str, str], bool] = {}
         explicit = [] if context.site else [
             os.path.expanduser(os.path.expandvars(p)) for p in self.paths]
-        for path in [*explicit, *context.registry.added("venv")]:
+        for path in [*explicit, *context.registry.added(self.kind)]:
             real = os.path.realpath(path)
             if real not in seen and os.path.isdir(path):
                 seen.add(real)
@@ -65,8 +69,13 @@ class VenvSource(Source):
                     found.append(env)
         return found
 
-    def walk(self, root: str, seen: set[str]):
-        """(path, realpath) of dirs holding a pyvenv.cfg, up to max_depth below root."""
+    def walk(self, root: str, seen: set[str], searched: list[str] | None = None):
+        """(path, realpath, cfg) of dirs holding a pyvenv.cfg, up to max_depth below root.
+
+        `searched`, when given, gets root and every other dir whose pyvenv.cfg was looked for.
+        """
+        if searched is not None:
+            searched.append(root)
         if not os.path.isdir(root):
             return
         visited: set[str] = set()
@@ -79,7 +88,8 @@ class VenvSource(Source):
             try:
                 entries = sorted(os.scandir(path), key=lambda e: e.name, reverse=True)
             except OSError as e:
-                self.log.warning("cannot read %s (%s); skipped", path, e.strerror)
+                if searched is None:  # the sync's own walk has said so already
+                    self.log.warning("cannot read %s (%s); skipped", path, e.strerror)
                 continue
             for entry in entries:
                 try:
@@ -96,14 +106,30 @@ class VenvSource(Source):
                 if cfg is not None:
                     seen.add(child_real)
                     yield entry.path, child_real, cfg
-                elif depth + 1 < self.max_depth:
+                    continue
+                if searched is not None:
+                    # A dir that is not a venv yet may become one: its own mtime changes then.
+                    searched.append(entry.path)
+                if depth + 1 < self.max_depth:
                     stack.append((entry.path, child_real, depth + 1))
+
+    def watch_paths(self, context: Context) -> list[str]:
+        """The roots, every dir searched below them, and the listed venvs and their parents."""
+        paths: list[str] = []
+        for root in [] if context.site else self.roots:
+            for _ in self.walk(os.path.expanduser(os.path.expandvars(root)), set(), paths):
+                pass
+        explicit = [] if context.site else [
+            os.path.expanduser(os.path.expandvars(p)) for p in self.paths]
+        for path in [*explicit, *context.registry.added(self.kind)]:
+            paths += [path, os.path.dirname(path.rstrip("/"))]
+        return paths
 
     def inspect(self, path, real, context: Context, bases, origin="", cfg=None):
         """An Environment for one venv dir; broken ones say why."""
         name = venv_name(path)
         python = os.path.join(path, "bin", "python")
-        common = {"kind": "venv", "prefix": real, "name": name, "path": path, "origin": origin}
+        common = {"kind": self.kind, "prefix": real, "name": name, "path": path, "origin": origin}
         if cfg is None:
             return Environment(python=python, problem=f"{path} is not a venv any more "
                                "(no pyvenv.cfg)", fix="ozkernels remove with its kernel name",
