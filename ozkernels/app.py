@@ -178,7 +178,7 @@ class ListApp(OzkernelsCommand):
         data = plan.environments_model()
         rows = [[r.env.kind, r.env.name, r.kernel or "-", r.status,
                  " ".join(r.env.modules) or "-",
-                 shorten(r.env.prefix if r.env.kind == "module" else r.env.path or r.env.prefix)]
+                 shorten(r.where)]
                 for r in plan.rows]
         text = table(rows, ["KIND", "NAME", "KERNEL", "STATUS", "MODULES", "PATH"])
         extra = [[v["kernel"], v["display_name"]] for r in plan.rows for v in r.variants]

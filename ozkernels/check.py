@@ -11,6 +11,7 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .kernel_files import ACTIVATIONS
 from .slurm.status import parse_status
 from .specs import ownership
 
@@ -61,11 +62,9 @@ def verify(owner: dict[str, Any], probe: dict[str, Any]) -> str:
     missing = [m for m in owner.get("modules", []) if m not in loaded]
     if missing:
         return f"modules not loaded in the kernel: {' '.join(missing)}"
-    kind = owner.get("kind")
-    if kind == "venv" and probe.get("virtual_env") != prefix:
-        return "VIRTUAL_ENV is not set to the venv"
-    if kind == "conda" and probe.get("conda_prefix") != prefix:
-        return "CONDA_PREFIX is not set to the env"
+    variable = ACTIVATIONS.get(owner.get("activation") or owner.get("kind", ""), "")
+    if variable and probe.get(variable.lower()) != prefix:
+        return f"{variable} is not set to the env's prefix"
     return ""
 
 

@@ -15,7 +15,7 @@ from .environment import Environment
 from .errors import LmodError
 from .lmod import SpiderCache, find_lmod_cmd, run_spider
 from .registry import Registry
-from .sources import Context, ModuleIndex, Source, load_source_class
+from .sources import BUILTIN, Context, ModuleIndex, Source, load_source_class
 
 
 def base_modulepath(environ) -> str:
@@ -75,12 +75,41 @@ class Discovery(LoggingConfigurable):
         return Registry(self.registry_path).load()
 
     def source(self, name: str) -> Source:
-        """A configured instance of a named source."""
-        return load_source_class(name)(parent=self)
+        """A configured instance of a named source (one per name and Discovery)."""
+        made = self.__dict__.setdefault("_sources", {})
+        if name not in made:
+            made[name] = load_source_class(name)(parent=self)
+        return made[name]
+
+    def configured(self) -> list[Source]:
+        """The sources Discovery.sources names, in order (an unknown one fails here)."""
+        return [self.source(name) for name in self.sources]
+
+    def kinds(self) -> dict[str, Source]:
+        """The source for each kind: the configured ones, then the built-in ones, whose specs
+        may still be on disk after a source was taken out of the configuration."""
+        found: dict[str, Source] = {}
+        for source in [*self.configured(), *(self.source(n) for n in BUILTIN)]:
+            found.setdefault(source.kind, source)
+        return found
+
+    def source_for(self, kind: str) -> Source:
+        """The source that knows a kind; a generic one for a kind nobody knows any more."""
+        return self.kinds().get(kind) or Source(parent=self)
+
+    def kind_of(self, path: str) -> str:
+        """The kind of env a dir is, by the first source whose marker it holds, or ''."""
+        return next((s.kind for s in self.kinds().values() if s.owns(path)), "")
+
+    def describe_kinds(self) -> str:
+        """'a venv (no pyvenv.cfg) nor a conda env (no conda-meta/history)', for messages."""
+        return " nor ".join(f"{s.noun or 'a ' + s.kind + ' env'} (no {s.marker})"
+                            for s in self.kinds().values() if s.marker)
 
     def module_index(self) -> ModuleIndex:
         """Every module Lmod can see, or an empty index saying why there is none."""
-        if not any(s in ("modules", "venvs", "conda") for s in self.sources):
+        sources = self.configured()
+        if not any(s.uses_modules for s in sources):
             return ModuleIndex()
         lmod_cmd = self.lmod_cmd or find_lmod_cmd()
         modulepath = self.modulepath or base_modulepath(os.environ)
@@ -89,11 +118,13 @@ class Discovery(LoggingConfigurable):
         if not modulepath:
             return ModuleIndex(lmod_cmd=lmod_cmd,
                                skipped="MODULEPATH is empty; module Pythons skipped")
-        patterns = getattr(self.source("modules"), "matches", None) if "modules" in \
-            self.sources else None
+
+        def watch(module) -> bool:
+            return any(s.watches_module(module) for s in sources)
+
         try:
             if self.spider_cache:
-                cache = SpiderCache(self.cache_dir, lmod_cmd, modulepath, watch=patterns)
+                cache = SpiderCache(self.cache_dir, lmod_cmd, modulepath, watch=watch)
                 modules = cache.modules()
             else:
                 modules = run_spider(lmod_cmd, modulepath)
@@ -104,17 +135,16 @@ class Discovery(LoggingConfigurable):
 
     def context(self, registry: Registry | None = None, site: bool = False) -> Context:
         """The shared context sources consult (an unknown source fails here, before any work)."""
-        for name in self.sources:
-            load_source_class(name)
+        self.configured()
         return Context(modules=self.module_index(), registry=registry or self.registry(),
-                       site=site)
+                       site=site, modulepath=self.modulepath)
 
     def environments(self, context: Context) -> list[Environment]:
         """Every environment from every source, once per real prefix, ignored ones left out."""
         seen: set[str] = set()
         found = []
-        for name in self.sources:
-            for env in sorted(self.source(name).find(context), key=lambda e: e.name.lower()):
+        for source in self.configured():
+            for env in sorted(source.find(context), key=lambda e: e.name.lower()):
                 record = context.registry.get(env.prefix)
                 if env.prefix in seen or (record and record.ignored):
                     continue

@@ -70,12 +70,3 @@ def install_ipykernel_hint(python: str, modules: tuple[str, ...] = ()) -> str:
     if modules:
         cmd = "module load " + " ".join(shlex.quote(m) for m in modules) + " && " + cmd
     return cmd
-
-
-def env_kind(path: str) -> str:
-    """'venv' or 'conda' by the marker file in the dir, else ''."""
-    if os.path.exists(os.path.join(path, "pyvenv.cfg")):
-        return "venv"
-    if os.path.exists(os.path.join(path, "conda-meta", "history")):
-        return "conda"
-    return ""

@@ -16,7 +16,6 @@ from traitlets.config import Configurable, LoggingConfigurable
 from .discovery import Discovery
 from .display import shorten
 from .errors import NotFoundError, OzkernelsError
-from .layout import env_kind
 from .registry import Registry
 from .slurm import SlurmProfiles
 from .sources import Context
@@ -144,9 +143,10 @@ class KernelsManager(LoggingConfigurable):
     def site_registry(self) -> Registry:
         """An in-memory registry of the configured site envs (nobody's home is searched)."""
         registry = Registry(os.devnull)
+        discovery = self.discovery()
         for path in self.site_envs:
             path = os.path.expanduser(os.path.expandvars(path))
-            kind = env_kind(path)
+            kind = discovery.kind_of(path)
             if not kind:
                 self.log.warning("site env %s is neither a venv nor a conda env; skipped", path)
                 continue
@@ -167,8 +167,10 @@ class KernelsManager(LoggingConfigurable):
     def plan(self, context: Context | None = None) -> Plan:
         """Discover and plan without writing anything (what `ozkernels list` shows)."""
         context = context or self.context()
-        envs = self.discovery().environments(context)
-        return self.syncer().plan(envs, self.store(), context.modules, others=self.other_specs())
+        discovery = self.discovery()
+        envs = discovery.environments(context)
+        return self.syncer().plan(envs, self.store(), context, discovery.kinds(),
+                                  others=self.other_specs())
 
     def sync(self, context: Context | None = None, *,
              force: bool = False) -> tuple[Plan, list[Action]]:
@@ -191,7 +193,7 @@ class KernelsManager(LoggingConfigurable):
         environ = os.environ if environ is None else environ
         active = environ.get("VIRTUAL_ENV") or environ.get("CONDA_PREFIX") or ""
         loaded = [m for m in environ.get("LOADEDMODULES", "").split(":") if m]
-        if self.site or not active or not loaded or not env_kind(active):
+        if self.site or not active or not loaded or not self.discovery().kind_of(active):
             return ""
         prefix = os.path.realpath(active)
         record = registry.get(prefix)
@@ -218,13 +220,12 @@ class KernelsManager(LoggingConfigurable):
             force: bool = False) -> AddResult:
         """Record an env (and the modules it needs), sync, and say what its kernel is."""
         path = os.path.abspath(os.path.expanduser(path))
-        kind = env_kind(path)
+        discovery = self.discovery()
+        kind = discovery.kind_of(path)
         if not kind:
-            msg = (f"{path} is neither a venv (no pyvenv.cfg) nor a conda env "
-                   "(no conda-meta/history)")
-            raise NotFoundError(msg)
+            raise NotFoundError(f"{path} is neither {discovery.describe_kinds()}")
         real = os.path.realpath(path)
-        registry = self.discovery().registry()
+        registry = discovery.registry()
         changes: dict[str, Any] = {"kind": kind, "added": True, "ignored": False}
         if modules:
             changes["modules"] = list(modules)

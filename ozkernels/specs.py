@@ -10,7 +10,8 @@ from typing import Any
 
 from . import kernel_files
 from .environment import Environment
-from .kernel_files import LAUNCHER_NAME
+from .errors import SpecError
+from .kernel_files import ACTIVATIONS, LAUNCHER_NAME
 
 SPEC_VERSION = 1
 SITE_PREFIX = "site-"
@@ -65,9 +66,14 @@ def display_name(env: Environment, template: str) -> str:
 
 
 def launcher_argv(env: Environment, launcher: str, kernel_name: str, lmod_cmd: str = "",
-                  modulepath: str = "") -> list[str]:
+                  modulepath: str = "", activation: str = "") -> list[str]:
     """kernel.json argv: the launcher with everything passed as separate words."""
-    argv = [launcher, "--kind", env.kind, "--prefix", env.prefix, "--python", env.python,
+    # The launcher's --kind is how it activates (kernel_files.ACTIVATIONS), not the env's kind.
+    style = activation or env.kind
+    if style not in ACTIVATIONS:
+        msg = f"{env.kind} env {env.prefix}: activation {style!r} is not one of {list(ACTIVATIONS)}"
+        raise SpecError(msg)
+    argv = [launcher, "--kind", style, "--prefix", env.prefix, "--python", env.python,
             "--name", env.name]
     for module in env.modules:
         argv += ["--module", module]
@@ -88,10 +94,11 @@ def fingerprint(spec: dict[str, Any], files: dict[str, bytes]) -> str:
 
 def build_spec(env: Environment, *, kernel_name: str, launcher: str, display: str,
                lmod_cmd: str = "", modulepath: str = "", site: bool = False,
-               files: dict[str, bytes] | None = None) -> dict[str, Any]:
+               files: dict[str, bytes] | None = None, activation: str = "") -> dict[str, Any]:
     """The kernel.json dict for an environment."""
+    argv = launcher_argv(env, launcher, kernel_name, lmod_cmd, modulepath, activation)
     spec: dict[str, Any] = {
-        "argv": launcher_argv(env, launcher, kernel_name, lmod_cmd, modulepath),
+        "argv": argv,
         "display_name": display,
         "language": "python",
         "interrupt_mode": "signal",
@@ -100,6 +107,7 @@ def build_spec(env: Environment, *, kernel_name: str, launcher: str, display: st
             "ozkernels": {
                 "spec_version": SPEC_VERSION,
                 "kind": env.kind,
+                "activation": argv[2],
                 "prefix": env.prefix,
                 "python": env.python,
                 "env_name": env.name,

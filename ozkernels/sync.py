@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import os
-import stat
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from functools import cached_property, partial
 from typing import Any
@@ -14,7 +13,7 @@ from traitlets.config import LoggingConfigurable
 
 from .environment import Environment
 from .slurm import SlurmProfiles
-from .sources import ModuleIndex
+from .sources import Context, Source
 from .specs import (
     LAUNCHER_NAME,
     build_spec,
@@ -65,6 +64,7 @@ class Row:
     fix: str = ""
     display_name: str = ""
     variants: list[dict[str, str]] = field(default_factory=list)
+    where: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -106,39 +106,6 @@ def _key(owner: dict[str, Any]) -> tuple[str, str, str]:
     return owner.get("kind", ""), owner.get("prefix", ""), owner.get("variant", "")
 
 
-def _missing(path: str) -> bool:
-    """Whether path certainly does not exist (an error that proves nothing says no)."""
-    try:
-        os.stat(path)
-    except (FileNotFoundError, NotADirectoryError):
-        return True
-    except OSError:
-        pass
-    return False
-
-
-def _gone(owner: dict[str, Any], index: ModuleIndex) -> str:
-    """Why the environment behind an owned spec no longer exists, or ''."""
-    prefix, kind = owner.get("prefix", ""), owner.get("kind", "")
-    # Only proof of absence removes a kernel: a dir that is unreadable or on a filesystem that
-    # is down right now must not cost the user their kernel.
-    try:
-        if not stat.S_ISDIR(os.stat(prefix).st_mode):
-            return f"{prefix} no longer exists"
-    except (FileNotFoundError, NotADirectoryError):
-        return f"{prefix} no longer exists"
-    except OSError:
-        return ""
-    marker = {"venv": "pyvenv.cfg", "conda": os.path.join("conda-meta", "history")}.get(kind)
-    if marker and _missing(os.path.join(prefix, marker)):
-        return f"{prefix} is no longer a {kind} env"
-    if kind == "module" and index.modules and not any(
-        m.full_name == owner.get("env_name") for m in index.modules
-    ):
-        return f"module {owner.get('env_name')} no longer exists"
-    return ""
-
-
 class Syncer(LoggingConfigurable):
     """Keeps ozkernels' kernel specs in one kernels dir in step with the environments."""
 
@@ -153,14 +120,18 @@ class Syncer(LoggingConfigurable):
         30.0, help="Seconds to wait for another sync of the same kernels dir before giving up."
     ).tag(config=True)
 
-    def wanted(self, env: Environment, site: bool) -> bool:
+    def wanted(self, env: Environment, source: Source, site: bool) -> bool:
         """Whether env should have a kernel in this sync."""
-        return env.kernel_capable and (env.kind != "module" or self.module_kernels or site)
+        return env.kernel_capable and (not source.shared or self.module_kernels or site)
 
-    def plan(self, envs: list[Environment], store: KernelStore, index: ModuleIndex, *,
-             others: list[SpecFile] | None = None) -> Plan:
-        """Decide every action without writing anything."""
-        site = store.site
+    def plan(self, envs: list[Environment], store: KernelStore, context: Context,
+             kinds: Mapping[str, Source], *, others: list[SpecFile] | None = None) -> Plan:
+        """Decide every action without writing anything; `kinds` knows each env's kind."""
+        site, index = store.site, context.modules
+
+        def source_for(kind: str) -> Source:
+            return kinds.get(kind) or Source(parent=self)
+
         plan = Plan(kernels_dir=store.path)
         if index.skipped:
             plan.notes.append(index.skipped)
@@ -175,20 +146,22 @@ class Syncer(LoggingConfigurable):
         }
         files = launcher_files()
         for env in envs:
+            source = source_for(env.kind)
             sf: SpecFile | None = owned.pop((env.kind, env.prefix, ""), None)
-            row = Row(env=env, kernel=sf.name if sf else "", fix=env.fix)
+            row = Row(env=env, kernel=sf.name if sf else "", fix=env.fix,
+                      where=source.location(env))
             plan.rows.append(row)
             if env.prefix in covered and not sf:
                 row.kernel, row.status = covered[env.prefix], SITE_KERNEL
                 row.detail = "a site-wide kernel covers this environment"
                 continue
-            if not self.wanted(env, site):
+            if not self.wanted(env, source, site):
                 self._unwanted(env, sf, row, plan)
                 continue
             name = sf.name if sf else choose_kernel_name(env, taken, site)
             taken.add(name)
             spec = build_spec(
-                env, kernel_name=name, site=site, files=files,
+                env, kernel_name=name, site=site, files=files, activation=source.activation,
                 launcher=os.path.join(os.path.abspath(store.path), name, LAUNCHER_NAME),
                 display=display_name(env, self.display_name_template),
                 lmod_cmd=index.lmod_cmd, modulepath=index.modulepath,
@@ -207,7 +180,7 @@ class Syncer(LoggingConfigurable):
         broken = {(e.kind, e.prefix): e.problem for e in envs if e.broken}
         for sf in owned.values():
             kind, prefix, variant = _key(sf.owner or {})
-            why = _gone(sf.owner or {}, index)
+            why = source_for(kind).gone(sf.owner or {}, context)
             if not why and (kind, prefix) in broken:
                 plan.actions.append(Action("keep", sf.name, None, sf.spec,
                                            "broken: " + broken[kind, prefix]))

@@ -6,6 +6,9 @@ from importlib.resources import files
 
 LAUNCHER_NAME = "ozkernels-launch"
 SLURM_LAUNCHER_NAME = "ozkernels-slurm"
+# What the launcher's --kind understands: how it activates an env, and the variable that then
+# names the prefix inside the kernel ('module': the modules only, nothing to activate).
+ACTIVATIONS = {"venv": "VIRTUAL_ENV", "conda": "CONDA_PREFIX", "module": ""}
 # Name in a kernel dir -> file in this folder.
 SOURCES = {LAUNCHER_NAME: "launcher.sh", SLURM_LAUNCHER_NAME: "slurm-launch.sh"}
 
