@@ -1,6 +1,8 @@
 """Jupyter kernels that start, for every Python environment on an HPC cluster."""
 
-__version__ = "0.1.0"
+from ._version import __version__
+
+__all__ = ["__version__"]
 
 
 def _jupyter_server_extension_points() -> list[dict[str, object]]:

@@ -12,7 +12,7 @@ from jupyter_core.paths import SYSTEM_JUPYTER_PATH, jupyter_config_path
 from traitlets import Bool, Float, List, TraitError, Unicode, default
 from traitlets.config import Application
 
-from . import __version__
+from ._version import __version__
 from .display import shorten
 from .errors import OzkernelsError
 from .manager import CONFIGURABLES, KernelsManager, SyncResult

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from functools import cached_property, partial
+from functools import cached_property
 from typing import Any
 
-from traitlets import Bool, Float, Unicode
+from traitlets import Bool, Float, List, Type, Unicode
 from traitlets.config import LoggingConfigurable
 
 from .environment import Environment
-from .slurm import SlurmProfiles
 from .sources import Context, Source
 from .specs import (
     LAUNCHER_NAME,
@@ -23,7 +22,7 @@ from .specs import (
     prefix_hash,
 )
 from .store import KernelStore, SpecFile
-from .variants import Wanted
+from .variants import VariantProvider, VariantRequest, Wanted
 
 UP_TO_DATE = "up to date"
 NEEDS_SYNC = "needs sync"
@@ -119,6 +118,12 @@ class Syncer(LoggingConfigurable):
     lock_timeout = Float(
         30.0, help="Seconds to wait for another sync of the same kernels dir before giving up."
     ).tag(config=True)
+    variant_providers = List[Any](
+        trait=Type(klass="ozkernels.variants.VariantProvider"),
+        default_value=["ozkernels.slurm.SlurmProfiles"],
+        help="Classes that add variants of each environment's kernel (VariantProvider "
+        "subclasses, e.g. ozkernels.slurm.SlurmProfiles: a kernel per Slurm profile).",
+    ).tag(config=True)
 
     def wanted(self, env: Environment, source: Source, site: bool) -> bool:
         """Whether env should have a kernel in this sync."""
@@ -168,14 +173,18 @@ class Syncer(LoggingConfigurable):
             )
             row.kernel, row.display_name = name, spec["display_name"]
             row.status = self._want(plan, env, name, Wanted("", spec, files), sf, site)
-            dir_for = partial(self._variant_dir, env, name, owned, taken, store.path)
-            for extra in self.variants(env, spec, files, dir_for):
-                row.variants.append({"kernel": extra.name, "variant": extra.variant,
-                                     "display_name": extra.spec["display_name"]})
-                # _variant_dir kept the name of the spec this variant already had, if any.
-                vsf = existing.get(extra.name)
-                if self._want(plan, env, extra.name, extra, vsf, site) != UP_TO_DATE:
-                    row.status = NEEDS_SYNC
+            base = Wanted("", spec, files, name)
+            for provider in self.providers:
+                for request in provider.requests(env):
+                    vsf = owned.pop((env.kind, env.prefix, request.variant), None)
+                    vname = vsf.name if vsf else self._variant_name(env, name, request, taken)
+                    taken.add(vname.lower())
+                    extra = provider.build(request, env, base,
+                                           os.path.join(os.path.abspath(store.path), vname))
+                    row.variants.append({"kernel": vname, "variant": extra.variant,
+                                         "display_name": extra.spec["display_name"]})
+                    if self._want(plan, env, vname, extra, vsf, site) != UP_TO_DATE:
+                        row.status = NEEDS_SYNC
         seen = {(e.kind, e.prefix) for e in envs}
         broken = {(e.kind, e.prefix): e.problem for e in envs if e.broken}
         for sf in owned.values():
@@ -196,25 +205,18 @@ class Syncer(LoggingConfigurable):
         return plan
 
     @cached_property
-    def slurm(self) -> SlurmProfiles:
-        """The Slurm profiles configured alongside this syncer."""
-        return SlurmProfiles(parent=self)
-
-    def variants(self, env: Environment, spec: dict[str, Any], files: dict[str, bytes],
-                 dir_for: Callable[[str, str], str]) -> list[Wanted]:
-        """Further kernels for an environment besides its base one: one per Slurm profile."""
-        return self.slurm.variants(env, spec, files, dir_for)
+    def providers(self) -> list[VariantProvider]:
+        """The configured variant providers, configured from the same config."""
+        return [cls(parent=self) for cls in self.variant_providers]
 
     @staticmethod
-    def _variant_dir(env: Environment, name: str, owned: dict[tuple[str, str, str], SpecFile],
-                     taken: set[str], kernels_dir: str, variant: str, suffix: str) -> str:
-        """Name a variant of kernel `name` (keeping the one it has) and return its dir."""
-        vsf = owned.pop((env.kind, env.prefix, variant), None)
-        vname = vsf.name if vsf else name + suffix
-        if not vsf and vname.lower() in taken:
-            vname = f"{name}{suffix}-{prefix_hash(env.prefix + variant)}"
-        taken.add(vname.lower())
-        return os.path.join(os.path.abspath(kernels_dir), vname)
+    def _variant_name(env: Environment, name: str, request: VariantRequest,
+                      taken: set[str]) -> str:
+        """A new variant's kernel name: the base name and the suffix, unique among `taken`."""
+        vname = name + request.suffix
+        if vname.lower() in taken:
+            vname = f"{name}{request.suffix}-{prefix_hash(env.prefix + request.variant)}"
+        return vname
 
     def _want(self, plan: Plan, env: Environment, name: str, wanted: Wanted,
               sf: SpecFile | None, site: bool) -> str:

@@ -25,6 +25,7 @@ from ozkernels.demosite import Site
 from ozkernels.environment import Environment
 from ozkernels.slurm import SLURM_LAUNCHER_NAME, SlurmProfiles, parse_status
 from ozkernels.specs import LAUNCHER_NAME, fingerprint
+from ozkernels.variants import Wanted
 
 pytestmark = pytest.mark.slurm
 
@@ -427,10 +428,11 @@ def test_profiles_config() -> None:
     base = {"argv": ["/k/venv-analysis/ozkernels-launch", "--kernel", "venv-analysis", "--",
                      "-f", "{connection_file}"], "display_name": "Python 3.11 (venv: analysis)",
             "metadata": {"ozkernels": {"variant": ""}}}
-    dirs: list[tuple[str, str]] = []
-    wanted = profiles.variants(venv, base, {LAUNCHER_NAME: b"x"},
-                               lambda v, s: dirs.append((v, s)) or f"/k/venv-analysis{s}")
-    assert dirs == [("slurm:cpu4-2h", "-slurm-cpu4-2h"), ("slurm:gpu", "-slurm-gpu")]
+    requests = profiles.requests(venv)
+    assert [(r.variant, r.suffix) for r in requests] == [
+        ("slurm:cpu4-2h", "-slurm-cpu4-2h"), ("slurm:gpu", "-slurm-gpu")]
+    wanted = [profiles.build(r, venv, Wanted("", base, {LAUNCHER_NAME: b"x"}, "venv-analysis"),
+                             f"/k/venv-analysis{r.suffix}") for r in requests]
     first = wanted[0].spec
     assert first["display_name"] == "Python 3.11 (venv: analysis) - Slurm 4 CPU 2h"
     assert wanted[1].spec["display_name"].endswith("Slurm 1 CPU 1 GPU 1d")
@@ -440,7 +442,8 @@ def test_profiles_config() -> None:
                          "venv-analysis-slurm-cpu4-2h"]
     assert "--partition=work" in first["argv"] and "--mem=16000M" in wanted[1].spec["argv"]
     assert set(wanted[0].files) == {LAUNCHER_NAME, SLURM_LAUNCHER_NAME}
-    on_conda = profiles.variants(conda, base, {}, lambda v, s: "/k/x")
+    on_conda = [profiles.build(r, conda, Wanted("", base, {}), "/k/x")
+                for r in profiles.requests(conda)]
     assert [w.variant for w in on_conda] == ["slurm:gpu", "slurm:here"]
     argv = on_conda[1].spec["argv"]
     assert argv[argv.index("--remote") + 1] == "never" and "--relay-python" not in argv

@@ -10,7 +10,7 @@ from typing import Any
 from jupyter_server.extension.application import ExtensionApp, ExtensionAppJinjaMixin
 from traitlets import Float, default
 
-from .. import __version__
+from .._version import __version__
 from ..manager import CONFIGURABLES, KernelsManager
 from .handlers import EnvironmentsHandler, KernelsHandler, PageHandler, SyncHandler
 from .service import Inventory

@@ -5,18 +5,16 @@ from __future__ import annotations
 import copy
 import math
 import os
-from collections.abc import Callable
 from functools import cached_property
 from typing import Any
 
 from traitlets import Dict, Enum, Float, List, Unicode
-from traitlets.config import LoggingConfigurable
 
 from .. import kernel_files
 from ..environment import Environment
 from ..kernel_files import LAUNCHER_NAME, SLURM_LAUNCHER_NAME
 from ..specs import seal
-from ..variants import Wanted
+from ..variants import VariantProvider, VariantRequest, Wanted
 from .profiles import REMOTE_MODES, Profile, SlurmProfileError
 
 
@@ -66,7 +64,7 @@ def slurm_variant(profile: Profile, env: Environment, base_spec: dict[str, Any],
     return Wanted(variant=profile.variant, spec=seal(spec, files), files=files, name=kernel)
 
 
-class SlurmProfiles(LoggingConfigurable):
+class SlurmProfiles(VariantProvider):
     """Site and user Slurm profiles, and which of them get kernels."""
 
     profiles = Dict(
@@ -120,13 +118,15 @@ class SlurmProfiles(LoggingConfigurable):
                 self.log.warning("%s; skipped", e)
         return found
 
-    def variants(self, env: Environment, base_spec: dict[str, Any], base_files: dict[str, bytes],
-                 dir_for: Callable[[str, str], str]) -> list[Wanted]:
-        """A Slurm kernel per active profile matching env; dir_for(variant, suffix) is its dir."""
-        return [
-            slurm_variant(p, env, base_spec, base_files, dir_for(p.variant, p.suffix),
-                          pending_limit=self.pending_limit, remote=self.remote,
-                          node_address=self.node_address, relay_python=self.relay_python,
-                          srun=self.srun, display_template=self.display_template)
-            for p in self.active if p.matches(env)
-        ]
+    def requests(self, env: Environment) -> list[VariantRequest]:
+        """A Slurm kernel per active profile matching env."""
+        return [VariantRequest(p.variant, p.suffix) for p in self.active if p.matches(env)]
+
+    def build(self, request: VariantRequest, env: Environment, base: Wanted,
+              kernel_dir: str) -> Wanted:
+        """The kernel that runs env's launcher through srun with the profile's resources."""
+        profile = next(p for p in self.active if p.variant == request.variant)
+        return slurm_variant(profile, env, base.spec, base.files, kernel_dir,
+                             pending_limit=self.pending_limit, remote=self.remote,
+                             node_address=self.node_address, relay_python=self.relay_python,
+                             srun=self.srun, display_template=self.display_template)
