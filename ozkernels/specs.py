@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import re
 import unicodedata
 from typing import Any
@@ -17,6 +18,9 @@ SPEC_VERSION = 1
 SITE_PREFIX = "site-"
 _INVALID = re.compile(r"[^a-z0-9._-]+")
 MAX_SLUG = 48
+# What jupyter_client replaces in every argv word before it starts a kernel (and what it may
+# be handed to replace: connection_file, prefix, resource_dir, and its launch arguments).
+PLACEHOLDER = re.compile(r"\{[A-Za-z0-9_]+\}")
 
 
 def launcher_files() -> dict[str, bytes]:
@@ -32,7 +36,7 @@ def slug(text: str) -> str:
 
 def prefix_hash(prefix: str) -> str:
     """A short stable hash of a prefix, for names that would otherwise clash."""
-    return hashlib.sha256(prefix.encode()).hexdigest()[:6]
+    return hashlib.sha256(os.fsencode(prefix)).hexdigest()[:6]
 
 
 def base_kernel_name(env: Environment, site: bool = False) -> str:
@@ -65,23 +69,42 @@ def display_name(env: Environment, template: str) -> str:
         return "Python {version} ({kind}: {name})".format(**fields)
 
 
+def argv_value(value: str) -> str:
+    """A value as a kernel.json argv word that jupyter_client's {placeholder} pass leaves alone.
+
+    '%' and '{' are percent-encoded (the launchers decode them), so a path such as
+    '~/venvs/{prefix}' reaches the kernel as it is on disk.
+    """
+    return value.replace("%", "%25").replace("{", "%7B")
+
+
+def kernel_file(kernel_dir: str, filename: str) -> str:
+    """argv's path of a file in a kernel dir: absolute, unless jupyter_client would rewrite it."""
+    path = os.path.join(os.path.abspath(kernel_dir), filename)
+    # {resource_dir} is replaced in one pass, so the dir's own braces survive; only then, as
+    # `jupyter kernelspec list --missing` cannot see through it.
+    return f"{{resource_dir}}/{filename}" if PLACEHOLDER.search(path) else path
+
+
 def launcher_argv(env: Environment, launcher: str, kernel_name: str, lmod_cmd: str = "",
                   modulepath: str = "", activation: str = "") -> list[str]:
-    """kernel.json argv: the launcher with everything passed as separate words."""
+    """kernel.json argv: the launcher with every value as a separate, encoded word."""
     # The launcher's --kind is how it activates (kernel_files.ACTIVATIONS), not the env's kind.
     style = activation or env.kind
     if style not in ACTIVATIONS:
         msg = f"{env.kind} env {env.prefix}: activation {style!r} is not one of {list(ACTIVATIONS)}"
         raise SpecError(msg)
-    argv = [launcher, "--kind", style, "--prefix", env.prefix, "--python", env.python,
-            "--name", env.name]
-    for module in env.modules:
-        argv += ["--module", module]
+    options = [("--kind", style), ("--prefix", env.prefix), ("--python", env.python),
+               ("--name", env.name), *(("--module", m) for m in env.modules)]
     if env.modules and lmod_cmd:
-        argv += ["--lmod-cmd", lmod_cmd]
+        options.append(("--lmod-cmd", lmod_cmd))
     if env.modules and modulepath:
-        argv += ["--modulepath", modulepath]
-    return [*argv, "--kernel", kernel_name, "--", "-f", "{connection_file}"]
+        options.append(("--modulepath", modulepath))
+    options.append(("--kernel", kernel_name))
+    argv = [launcher]
+    for option, value in options:
+        argv += [option, argv_value(value)]
+    return [*argv, "--", "-f", "{connection_file}"]
 
 
 def fingerprint(spec: dict[str, Any], files: dict[str, bytes]) -> str:

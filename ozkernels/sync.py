@@ -18,6 +18,7 @@ from .specs import (
     build_spec,
     choose_kernel_name,
     display_name,
+    kernel_file,
     launcher_files,
     prefix_hash,
 )
@@ -167,7 +168,7 @@ class Syncer(LoggingConfigurable):
             taken.add(name)
             spec = build_spec(
                 env, kernel_name=name, site=site, files=files, activation=source.activation,
-                launcher=os.path.join(os.path.abspath(store.path), name, LAUNCHER_NAME),
+                launcher=kernel_file(os.path.join(store.path, name), LAUNCHER_NAME),
                 display=display_name(env, self.display_name_template),
                 lmod_cmd=index.lmod_cmd, modulepath=index.modulepath,
             )

@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any, Protocol
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 from ozkernels.demosite import Site, build_site
 
@@ -106,3 +107,12 @@ def own_site(tmp_path: object) -> Site:
     from pathlib import Path
 
     return build_site(Path(str(tmp_path)) / "site", lmod=True, hostile=False)
+
+
+# Generated-input tests: no example database left in the checkout, no per-example deadline on
+# 2 shared cores; the example counts are in each test (scaled by OZK_EXAMPLES_SCALE).
+settings.register_profile(
+    "ozkernels", database=None, deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
+settings.load_profile("ozkernels")

@@ -9,7 +9,8 @@
 #   ozkernels-launch --kind venv|conda|module --prefix PREFIX --python PYTHON [--name NAME]
 #                    [--module MOD]... [--lmod-cmd PATH] [--modulepath STR] [--kernel NAME]
 #                    -- ARG...
-# and the ARGs go verbatim to "PYTHON -m ipykernel_launcher".
+# with every option value percent-encoded ('%' as %25, '{' as %7B), and the ARGs go verbatim to
+# "PYTHON -m ipykernel_launcher".
 #
 # Every problem prints one line "ozkernels: kernel 'NAME': ..." on stderr and exits non-zero,
 # because Jupyter only shows (or logs) what a dying kernel printed.  Names and paths are data:
@@ -371,6 +372,8 @@ for ((_ozk_i = 1; _ozk_i < $#; _ozk_i++)); do
     if [[ ${!_ozk_i} == --kernel ]]; then
         _ozk_j=$((_ozk_i + 1))
         _ozk_kernel=${!_ozk_j}
+        _ozk_kernel=${_ozk_kernel//"%7B"/"{"}
+        _ozk_kernel=${_ozk_kernel//"%25"/"%"}
     fi
 done
 
@@ -384,15 +387,18 @@ while (($#)); do
         --) shift; break ;;
         --kind | --prefix | --python | --name | --module | --lmod-cmd | --modulepath | --kernel)
             (($# >= 2)) || _ozk_die "option $1 needs a value; $_ozk_usage" 2
+            # Values come percent-encoded ('%' and '{'): jupyter_client rewrites any {word}.
+            _ozk_v=${2//"%7B"/"{"}
+            _ozk_v=${_ozk_v//"%25"/"%"}
             case $1 in
-                --kind) _ozk_kind=$2 ;;
-                --prefix) _ozk_prefix=$2 ;;
-                --python) _ozk_python=$2 ;;
-                --name) _ozk_name=$2 ;;
-                --module) _ozk_modules+=("$2") ;;
-                --lmod-cmd) _ozk_lmod_arg=$2 ;;
-                --modulepath) _ozk_modulepath=$2 ;;
-                --kernel) _ozk_kernel=$2 ;;
+                --kind) _ozk_kind=$_ozk_v ;;
+                --prefix) _ozk_prefix=$_ozk_v ;;
+                --python) _ozk_python=$_ozk_v ;;
+                --name) _ozk_name=$_ozk_v ;;
+                --module) _ozk_modules+=("$_ozk_v") ;;
+                --lmod-cmd) _ozk_lmod_arg=$_ozk_v ;;
+                --modulepath) _ozk_modulepath=$_ozk_v ;;
+                --kernel) _ozk_kernel=$_ozk_v ;;
             esac
             shift 2
             ;;

@@ -353,15 +353,18 @@ _ozs_wrapper() {
             --) shift; break ;;
             --kernel | --connection-file | --pending-limit | --remote | --address | --relay-python | --srun | --srun-arg)
                 (($# >= 2)) || _ozs_die "option $1 needs a value; $_ozs_usage" 2
+                # Values from ozkernels come percent-encoded ('%', '{'): see ozkernels-launch.
+                _ozs_v=${2//"%7B"/"{"}
+                _ozs_v=${_ozs_v//"%25"/"%"}
                 case $1 in
-                    --kernel) _ozs_kernel=$2 ;;
+                    --kernel) _ozs_kernel=$_ozs_v ;;
                     --connection-file) cf=$2 ;;
                     --pending-limit) pending_limit=${2%.*} ;;
                     --remote) remote=$2 ;;
-                    --address) address=$2 ;;
-                    --relay-python) relay_python=$2 ;;
-                    --srun) srun=$2 ;;
-                    --srun-arg) srun_args+=("$2") ;;
+                    --address) address=$_ozs_v ;;
+                    --relay-python) relay_python=$_ozs_v ;;
+                    --srun) srun=$_ozs_v ;;
+                    --srun-arg) srun_args+=("$_ozs_v") ;;
                 esac
                 shift 2
                 ;;

@@ -13,14 +13,14 @@ from traitlets import Dict, Enum, Float, List, Unicode
 from .. import kernel_files
 from ..environment import Environment
 from ..kernel_files import LAUNCHER_NAME, SLURM_LAUNCHER_NAME
-from ..specs import seal
+from ..specs import argv_value, kernel_file, seal
 from ..variants import VariantProvider, VariantRequest, Wanted
 from .profiles import REMOTE_MODES, Profile, SlurmProfileError
 
 
 def _inner_argv(base_argv: list[str], variant_dir: str, kernel: str) -> list[str]:
     """The base launcher command pointed at the variant dir's own copy and name."""
-    argv = [os.path.join(variant_dir, LAUNCHER_NAME), *base_argv[1:]]
+    argv = [kernel_file(variant_dir, LAUNCHER_NAME), *base_argv[1:]]
     end = argv.index("--") if "--" in argv else len(argv)
     for i in range(1, end - 1):
         if argv[i] == "--kernel":
@@ -37,15 +37,15 @@ def slurm_variant(profile: Profile, env: Environment, base_spec: dict[str, Any],
     kernel = os.path.basename(os.path.normpath(variant_dir))
     limit = profile.pending_limit if profile.pending_limit is not None else pending_limit
     remote = profile.remote or remote
-    argv = [os.path.join(variant_dir, SLURM_LAUNCHER_NAME), "--kernel", kernel,
+    argv = [kernel_file(variant_dir, SLURM_LAUNCHER_NAME), "--kernel", kernel,
             "--connection-file", "{connection_file}", "--pending-limit", str(math.ceil(limit)),
-            "--remote", remote, "--srun", srun]
+            "--remote", remote, "--srun", argv_value(srun)]
     if node_address:
-        argv += ["--address", node_address]
+        argv += ["--address", argv_value(node_address)]
     if relay_python and remote != "never":
-        argv += ["--relay-python", relay_python]
+        argv += ["--relay-python", argv_value(relay_python)]
     for arg in profile.srun_args():
-        argv += ["--srun-arg", arg]
+        argv += ["--srun-arg", argv_value(arg)]
     argv += ["--", *_inner_argv(base_spec["argv"], variant_dir, kernel)]
     spec = copy.deepcopy(base_spec)
     spec["argv"] = argv
