@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import re
-import shlex
 
 _PYDIR = re.compile(r"^python(\d+\.\d+)t?$")
 
@@ -19,6 +18,11 @@ def has_ipykernel(prefix: str, version: str) -> bool:
     return bool(version) and os.path.exists(
         os.path.join(site_packages(prefix, version), "ipykernel_launcher.py")
     )
+
+
+def has_pip(prefix: str, version: str) -> bool:
+    """Whether pip is installed in the prefix (one stat)."""
+    return bool(version) and os.path.isdir(os.path.join(site_packages(prefix, version), "pip"))
 
 
 def version_from_lib(prefix: str) -> str:
@@ -64,9 +68,3 @@ def read_pyvenv_cfg(path: str) -> dict[str, str]:
     return values
 
 
-def install_ipykernel_hint(python: str, modules: tuple[str, ...] = ()) -> str:
-    """The shell command that installs ipykernel into an interpreter's environment."""
-    cmd = f"{shlex.quote(python)} -m pip install ipykernel"
-    if modules:
-        cmd = "module load " + " ".join(shlex.quote(m) for m in modules) + " && " + cmd
-    return cmd

@@ -13,6 +13,7 @@ from jupyter_core.paths import SYSTEM_JUPYTER_PATH, jupyter_data_dir, jupyter_pa
 from traitlets import Enum, List, Unicode
 from traitlets.config import Configurable, LoggingConfigurable
 
+from . import fixes
 from .discovery import Discovery
 from .display import shorten
 from .errors import NotFoundError, OzkernelsError
@@ -23,7 +24,7 @@ from .sources.conda import CondaSource
 from .sources.modules import ModuleSource
 from .sources.venvs import VenvSource
 from .store import KernelStore, SpecFile
-from .sync import Action, Plan, Row, Syncer
+from .sync import NEEDS_SYNC, Action, Plan, Row, Syncer
 
 if TYPE_CHECKING:
     from .check import CheckResult
@@ -164,13 +165,22 @@ class KernelsManager(LoggingConfigurable):
         """The configured syncer."""
         return Syncer(parent=self)
 
+    def target_flags(self) -> list[str]:
+        """The command-line flags that select this manager's kernels dir."""
+        flags = {"system": ["--system"], "sys-prefix": ["--sys-prefix"]}.get(self.target, [])
+        return flags + (["--prefix", self.prefix] if self.prefix else [])
+
     def plan(self, context: Context | None = None) -> Plan:
         """Discover and plan without writing anything (what `ozkernels list` shows)."""
         context = context or self.context()
         discovery = self.discovery()
         envs = discovery.environments(context)
-        return self.syncer().plan(envs, self.store(), context, discovery.kinds(),
+        plan = self.syncer().plan(envs, self.store(), context, discovery.kinds(),
                                   others=self.other_specs())
+        for row in plan.rows:
+            if row.status == NEEDS_SYNC:
+                row.fix = fixes.sync(self.target_flags())
+        return plan
 
     def sync(self, context: Context | None = None, *,
              force: bool = False) -> tuple[Plan, list[Action]]:

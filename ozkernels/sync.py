@@ -11,6 +11,7 @@ from typing import Any
 from traitlets import Bool, Float, List, Type, Unicode
 from traitlets.config import LoggingConfigurable
 
+from . import fixes
 from .environment import Environment
 from .sources import Context, Source
 from .specs import (
@@ -162,7 +163,7 @@ class Syncer(LoggingConfigurable):
                 row.detail = "a site-wide kernel covers this environment"
                 continue
             if not self.wanted(env, source, site):
-                self._unwanted(env, sf, row, plan)
+                self._unwanted(env, sf, row, plan, read_only=source.shared and not site)
                 continue
             name = sf.name if sf else choose_kernel_name(env, taken, site)
             taken.add(name)
@@ -232,7 +233,8 @@ class Syncer(LoggingConfigurable):
                                    files=wanted.files))
         return NEEDS_SYNC
 
-    def _unwanted(self, env: Environment, sf: SpecFile | None, row: Row, plan: Plan) -> None:
+    def _unwanted(self, env: Environment, sf: SpecFile | None, row: Row, plan: Plan, *,
+                  read_only: bool) -> None:
         """Status (and removal) for an environment that gets no kernel."""
         if env.broken:
             row.status, row.detail = BROKEN, env.problem
@@ -242,8 +244,10 @@ class Syncer(LoggingConfigurable):
         if not env.has_ipykernel:
             row.status = NO_IPYKERNEL
             row.detail = "ipykernel is not installed in this environment"
+            if read_only:
+                row.detail += " (users cannot install into a shared Python: make a venv on it)"
         else:
-            row.status, row.fix = NO_KERNEL, ""
+            row.status, row.fix = NO_KERNEL, fixes.module_kernels()
             row.detail = "module Pythons get kernels from a site sync or with module_kernels"
         if sf:
             plan.actions.append(Action("remove", sf.name, env, sf.spec, row.detail))

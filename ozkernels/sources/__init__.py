@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import stat
 from dataclasses import dataclass, field
 from importlib import import_module
@@ -39,6 +40,17 @@ class ModuleIndex:
             for d in m.bin_dirs:
                 self._by_bin.setdefault(os.path.normpath(d), m)
         self._real: dict[str, ModuleInfo] | None = None
+
+    def python_module(self, version: str) -> ModuleInfo | None:
+        """The module Python to rebuild a venv of Python X.Y on: that version if any, newest."""
+        def key(m: ModuleInfo) -> tuple[bool, bool, tuple[int, ...]]:
+            number = tuple(int(p) for p in re.findall(r"\d+", m.version)[:3])
+            same = bool(version) and (m.version == version or m.version.startswith(version + "."))
+            return same, "bare" not in m.version, number
+
+        pythons = [m for m in self.modules if not m.hidden
+                   and m.full_name.lower().startswith("python/")]
+        return max(pythons, key=key, default=None)
 
     def for_bin_dir(self, bin_dir: str) -> ModuleInfo | None:
         """The module whose PATH entry is bin_dir (compared as given, then resolved)."""

@@ -11,6 +11,7 @@ from typing import Any
 
 from traitlets import List, Unicode
 
+from .. import fixes
 from ..environment import Environment
 from ..layout import has_ipykernel, read_small, version_from_lib, version_from_python_link
 from . import Context, Source
@@ -184,8 +185,9 @@ class CondaSource(Source):
         version = version_from_python_link(python)
         if not version:
             if not os.path.exists(python):
-                return Environment(fix=f"mamba install -p {real!r} python ipykernel", **common)
+                return Environment(fix=fixes.conda_ipykernel(real, self.conda_module,
+                                                             python=False), **common)
             version = version_from_lib(real)
         ipk = has_ipykernel(real, version)
         return Environment(version=version, has_ipykernel=ipk, fix="" if ipk else
-                           f"mamba install -p {real!r} ipykernel", **common)
+                           fixes.conda_ipykernel(real, self.conda_module, python=True), **common)

@@ -8,8 +8,9 @@ from typing import Any
 
 from traitlets import List, Unicode
 
+from .. import fixes
 from ..environment import Environment, short_version
-from ..layout import has_ipykernel, install_ipykernel_hint, version_from_lib
+from ..layout import has_ipykernel, version_from_lib
 from ..lmod import ModuleInfo
 from . import Context, Source
 
@@ -93,7 +94,9 @@ class ModuleSource(Source):
                     kind=self.kind, prefix=os.path.realpath(prefix), python=python,
                     name=module.full_name, version=version, modules=module.chain,
                     has_ipykernel=ipk, path=module.path, origin=module.mpath,
-                    fix="" if ipk else install_ipykernel_hint(python, module.chain),
+                    fix="" if ipk else fixes.module_ipykernel(python, module.chain,
+                                                               module.full_name,
+                                                               site=context.site),
                 )
             )
         return found

@@ -6,13 +6,9 @@ import os
 
 from traitlets import Int, List, Unicode
 
+from .. import fixes
 from ..environment import Environment, short_version
-from ..layout import (
-    has_ipykernel,
-    install_ipykernel_hint,
-    read_pyvenv_cfg,
-    version_from_lib,
-)
+from ..layout import has_ipykernel, has_pip, read_pyvenv_cfg, version_from_lib
 from . import Context, Source
 
 GENERIC_NAMES = {"venv", ".venv", "env", ".env", "virtualenv", ".virtualenv"}
@@ -132,39 +128,48 @@ class VenvSource(Source):
         common = {"kind": self.kind, "prefix": real, "name": name, "path": path, "origin": origin}
         if cfg is None:
             return Environment(python=python, problem=f"{path} is not a venv any more "
-                               "(no pyvenv.cfg)", fix="ozkernels remove with its kernel name",
-                               **common)
+                               "(no pyvenv.cfg)", fix=fixes.remove(path), **common)
         if isinstance(cfg, OSError):
+            fix = fixes.readable(os.path.join(path, "pyvenv.cfg")) if isinstance(
+                cfg, PermissionError) else ""
             return Environment(python=python, problem=f"cannot read pyvenv.cfg: {cfg.strerror}",
-                               **common)
+                               fix=fix, **common)
         home = cfg.get("home", "")
-        if not home:
-            return Environment(python=python, problem="pyvenv.cfg has no 'home' line "
-                               "(not made by venv/virtualenv/uv, or damaged)",
-                               fix=f"recreate it: python -m venv {path!r}", **common)
-        module = context.modules.for_bin_dir(home)
-        base_chain = module.chain if module else ()
-        modules = context.recorded_modules(real, base_chain)
+        system_site = cfg.get("include-system-site-packages", "").lower() == "true"
         version = short_version(cfg.get("version") or cfg.get("version_info") or "")
         if not version[:1].isdigit():
             version = version_from_lib(path)
+        if not home:
+            rebuild = context.modules.python_module(version)
+            return Environment(python=python, problem="pyvenv.cfg has no 'home' line "
+                               "(not made by venv/virtualenv/uv, or damaged)",
+                               fix=fixes.recreate_venv(path, rebuild.chain if rebuild else (),
+                                                       system_site=system_site), **common)
+        module = context.modules.for_bin_dir(home)
+        base_chain = module.chain if module else ()
+        modules = context.recorded_modules(real, base_chain)
         if not os.path.exists(python):
             why = f"its interpreter {python} points to {home}, which is gone"
             if module is None and context.modules.modules:
                 why += " (was its module removed?)"
+            rebuild = module or context.modules.python_module(version)
+            fix = fixes.recreate_venv(path, rebuild.chain if rebuild else (),
+                                      system_site=system_site, dangling=True)
             return Environment(python=python, version=version, modules=modules, problem=why,
-                               fix=f"recreate the venv on an existing Python: {path!r}", **common)
+                               fix=fix, **common)
         ipk = has_ipykernel(path, version)
-        if not ipk and cfg.get("include-system-site-packages", "").lower() == "true":
-            base_prefix = os.path.dirname(home.rstrip("/"))
+        base_prefix = os.path.dirname(home.rstrip("/"))
+        if not ipk and system_site:
             key = (base_prefix, version)
             if key not in bases:
                 bases[key] = has_ipykernel(base_prefix, version)
             ipk = bases[key]
-        return Environment(
-            python=python, version=version, modules=modules, has_ipykernel=ipk,
-            fix="" if ipk else install_ipykernel_hint(python, modules), **common,
-        )
+        fix = ""
+        if not ipk:
+            pip = has_pip(path, version) or (system_site and has_pip(base_prefix, version))
+            fix = fixes.venv_ipykernel(python, modules, pip=pip, uv="uv" in cfg)
+        return Environment(python=python, version=version, modules=modules, has_ipykernel=ipk,
+                           fix=fix, **common)
 
 
 def _try_cfg(path: str) -> dict[str, str] | OSError | None:
