@@ -21,6 +21,8 @@ class Environment:
     fix: str = ""
     path: str = ""
     origin: str = ""
+    full_version: str = ""
+    extra_modules: tuple[str, ...] = ()
     watch: tuple[str, ...] = field(default=(), compare=False)
 
     @property
@@ -37,6 +39,7 @@ class Environment:
         """A JSON-ready dict of the fields."""
         data = asdict(self)
         data["modules"] = list(self.modules)
+        data["extra_modules"] = list(self.extra_modules)
         data.pop("watch")
         return data
 

@@ -21,6 +21,8 @@ MAX_SLUG = 48
 # What jupyter_client replaces in every argv word before it starts a kernel (and what it may
 # be handed to replace: connection_file, prefix, resource_dir, and its launch arguments).
 PLACEHOLDER = re.compile(r"\{[A-Za-z0-9_]+\}")
+# The micro version and the modules besides the interpreter's tell same-version kernels apart.
+DEFAULT_DISPLAY = "Python {full_version} ({kind}: {name}{plus_modules})"
 
 
 def launcher_files() -> dict[str, bytes]:
@@ -62,11 +64,14 @@ def display_name(env: Environment, template: str) -> str:
     fields = {
         "version": env.version or "3", "kind": env.kind, "name": env.name,
         "prefix": env.prefix, "modules": " ".join(env.modules),
+        "full_version": env.full_version or env.version or "3",
+        "extra_modules": " ".join(env.extra_modules),
+        "plus_modules": "".join(f" + {m}" for m in env.extra_modules),
     }
     try:
         return template.format(**fields)
     except (KeyError, IndexError, ValueError):
-        return "Python {version} ({kind}: {name})".format(**fields)
+        return DEFAULT_DISPLAY.format(**fields)
 
 
 def argv_value(value: str) -> str:

@@ -117,13 +117,16 @@ class KernelStore:
                     msg = f"{target} exists and was not written by ozkernels; left alone"
                     raise SpecError(msg)
                 for filename, data in files.items():
-                    self._write_file(os.path.join(target, filename), data, xmode)
+                    self._write_file(os.path.join(target, filename), data,
+                                     xmode if data[:2] == b"#!" else fmode)
                 self._write_file(os.path.join(target, "kernel.json"), body, fmode)
                 return target
             tmpdir = tempfile.mkdtemp(prefix=".ozk-new-", dir=self.path)
             os.chmod(tmpdir, dmode)
             for filename, data in files.items():
-                self._write_file(os.path.join(tmpdir, filename), data, xmode)
+                # Scripts are executable; data files (logos) are not.
+                self._write_file(os.path.join(tmpdir, filename), data,
+                                 xmode if data[:2] == b"#!" else fmode)
             self._write_file(os.path.join(tmpdir, "kernel.json"), body, fmode)
             try:
                 os.rename(tmpdir, target)

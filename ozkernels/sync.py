@@ -13,8 +13,10 @@ from traitlets.config import LoggingConfigurable
 
 from . import fixes
 from .environment import Environment
+from .logos import ipykernel_spec_dir, kernel_logos
 from .sources import Context, Source
 from .specs import (
+    DEFAULT_DISPLAY,
     LAUNCHER_NAME,
     build_spec,
     choose_kernel_name,
@@ -111,8 +113,10 @@ class Syncer(LoggingConfigurable):
     """Keeps ozkernels' kernel specs in one kernels dir in step with the environments."""
 
     display_name_template = Unicode(
-        "Python {version} ({kind}: {name})",
-        help="Kernel display name; fields {version} {kind} {name} {prefix} {modules}.",
+        DEFAULT_DISPLAY,
+        help="Kernel display name; fields {version} (3.11) {full_version} (3.11.7 when known) "
+        "{kind} {name} {prefix} {modules} {extra_modules} (those besides the interpreter's) "
+        "{plus_modules} (' + astro-tools/1.0' for each).",
     ).tag(config=True)
     module_kernels = Bool(
         False, help="Also write user kernels for module Pythons themselves (site syncs always do)."
@@ -151,7 +155,7 @@ class Syncer(LoggingConfigurable):
         covered = {} if site else {
             o.owner["prefix"]: o.name for o in others or [] if o.owner and o.owner.get("site")
         }
-        files = launcher_files()
+        launcher = launcher_files()
         for env in envs:
             source = source_for(env.kind)
             sf: SpecFile | None = owned.pop((env.kind, env.prefix, ""), None)
@@ -167,6 +171,7 @@ class Syncer(LoggingConfigurable):
                 continue
             name = sf.name if sf else choose_kernel_name(env, taken, site)
             taken.add(name)
+            files = {**launcher, **self.logos(env)}
             spec = build_spec(
                 env, kernel_name=name, site=site, files=files, activation=source.activation,
                 launcher=kernel_file(os.path.join(store.path, name), LAUNCHER_NAME),
@@ -205,6 +210,10 @@ class Syncer(LoggingConfigurable):
                 plan.actions.append(Action("keep", sf.name, None, sf.spec,
                                            "not found by discovery, but not proven gone"))
         return plan
+
+    def logos(self, env: Environment) -> dict[str, bytes]:
+        """The logo files of an environment's kernel: its own ipykernel's, else ozkernels'."""
+        return kernel_logos(ipykernel_spec_dir(env.prefix))
 
     @cached_property
     def providers(self) -> list[VariantProvider]:

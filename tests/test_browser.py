@@ -36,9 +36,9 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]
 GCC, PY = "gcccore/13.2.0", "python/3.11.7"
-ANALYSIS = "Python 3.11 (venv: analysis)"
+ANALYSIS = "Python 3.11.7 (venv: analysis)"
 NEW_VENV = "made-in-terminal"
-NEW_DISPLAY = f"Python 3.11 (venv: {NEW_VENV})"
+NEW_DISPLAY = f"Python 3.11.7 (venv: {NEW_VENV})"
 SYNC_INTERVAL = 2
 # JupyterLab polls /api/kernelspecs every 61 s; the new card may wait for that poll.
 CARD_BUDGET = 90

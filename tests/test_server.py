@@ -144,7 +144,7 @@ async def test_environments_match_the_cli(jp_fetch: Any, jp_data_dir: Path, site
     analysis = rows["venv", os.path.realpath(site.venvs["analysis"])]
     assert analysis["modules"] == [GCC, PY]
     assert analysis["kernel"] == "venv-analysis"
-    assert analysis["display_name"] == "Python 3.11 (venv: analysis)"
+    assert analysis["display_name"] == "Python 3.11.7 (venv: analysis)"
     broken = rows["venv", os.path.realpath(site.venvs["broken"])]
     assert broken["status"] == "broken" and "pyvenv.cfg" in broken["detail"] and broken["fix"]
     noipk = rows["venv", os.path.realpath(site.venvs["noipk"])]
@@ -165,7 +165,7 @@ async def test_sync_writes_kernels_jupyter_serves(jp_fetch: Any, jp_kernel_dir: 
     assert synced["kernels_dir"] == str(jp_kernel_dir)
 
     specs = await kernelspecs(jp_fetch)
-    assert specs["venv-analysis"]["spec"]["display_name"] == "Python 3.11 (venv: analysis)"
+    assert specs["venv-analysis"]["spec"]["display_name"] == "Python 3.11.7 (venv: analysis)"
     assert "echo" in specs, "a spec ozkernels did not write was touched"
     after = await get_json(jp_fetch, "ozkernels", "api", "kernels")
     analysis = next(k for k in after["kernels"] if k["name"] == "venv-analysis")
@@ -304,7 +304,7 @@ async def test_background_sync_follows_venvs_created_and_deleted(
     make_venv(site, projects / "newproj")
     created = time.monotonic()
     spec = await wait_for(lambda: has("venv-newproj"), 15, "the new venv's kernel")
-    assert spec["spec"]["display_name"] == "Python 3.11 (venv: newproj)"
+    assert spec["spec"]["display_name"] == "Python 3.11.7 (venv: newproj)"
     argv = spec["spec"]["argv"]
     assert argv[argv.index("--prefix") + 1] == str(projects / "newproj")
     assert [argv[i + 1] for i, a in enumerate(argv) if a == "--module"] == [GCC, PY]

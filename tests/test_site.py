@@ -35,7 +35,7 @@ def test_site_sync_writes_module_kernels_only(run_ozk, site_prefix, site, site_e
     meta = spec["metadata"]["ozkernels"]
     assert meta["site"] is True and meta["kind"] == "module"
     assert meta["modules"] == [f"gcccore/{GCC_VERSION}", "python/3.11.7"]  # full parent chain
-    assert spec["display_name"] == "Python 3.11 (module: python/3.11.7)"
+    assert spec["display_name"] == "Python 3.11.7 (module: python/3.11.7)"
     # nobody's home was searched
     assert not any(m["metadata"]["ozkernels"]["kind"] != "module" for m in written.values())
     assert not (Path(site_env["JUPYTER_DATA_DIR"]) / "kernels").exists()

@@ -181,7 +181,8 @@ class CondaSource(Source):
         base = (self.conda_module,) if self.conda_module else ()
         modules = context.recorded_modules(real, base)
         common: dict[str, Any] = {"kind": self.kind, "prefix": real, "name": name, "path": path,
-                                  "python": python, "modules": modules, "origin": "conda"}
+                                  "python": python, "modules": modules, "origin": "conda",
+                                  "extra_modules": tuple(m for m in modules if m not in base)}
         version = version_from_python_link(python)
         if not version:
             if not os.path.exists(python):

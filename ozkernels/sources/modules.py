@@ -94,6 +94,8 @@ class ModuleSource(Source):
                     kind=self.kind, prefix=os.path.realpath(prefix), python=python,
                     name=module.full_name, version=version, modules=module.chain,
                     has_ipykernel=ipk, path=module.path, origin=module.mpath,
+                    full_version=module.version if module.version.startswith(version + ".")
+                    and version else "",
                     fix="" if ipk else fixes.module_ipykernel(python, module.chain,
                                                                module.full_name,
                                                                site=context.site),

@@ -136,7 +136,8 @@ class VenvSource(Source):
                                fix=fix, **common)
         home = cfg.get("home", "")
         system_site = cfg.get("include-system-site-packages", "").lower() == "true"
-        version = short_version(cfg.get("version") or cfg.get("version_info") or "")
+        full = cfg.get("version") or cfg.get("version_info") or ""
+        version = short_version(full)
         if not version[:1].isdigit():
             version = version_from_lib(path)
         if not home:
@@ -148,6 +149,9 @@ class VenvSource(Source):
         module = context.modules.for_bin_dir(home)
         base_chain = module.chain if module else ()
         modules = context.recorded_modules(real, base_chain)
+        # What tells two venvs on the same Python apart in a display name.
+        common.update(full_version=full if full.startswith(version + ".") else "",
+                      extra_modules=tuple(m for m in modules if m not in base_chain))
         if not os.path.exists(python):
             why = f"its interpreter {python} points to {home}, which is gone"
             if module is None and context.modules.modules:
