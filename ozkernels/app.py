@@ -15,6 +15,7 @@ from traitlets.config import Application
 from ._version import __version__
 from .display import shorten
 from .errors import OzkernelsError
+from .failures import read_failures
 from .manager import CONFIGURABLES, KernelsManager, SyncResult
 from .sync import BROKEN, NEEDS_SYNC, NO_IPYKERNEL, Plan
 
@@ -175,7 +176,8 @@ class ListApp(OzkernelsCommand):
         """Plan without writing and show the rows."""
         plan = self.manager().plan()
         self.notes(plan)
-        data = plan.environments_model()
+        failures = read_failures()
+        data = plan.environments_model(failures)
         rows = [[r.env.kind, r.env.name, r.kernel or "-", r.status,
                  " ".join(r.env.modules) or "-",
                  shorten(r.where)]
@@ -189,6 +191,11 @@ class ListApp(OzkernelsCommand):
             text += f"\n{r.env.kind}:{r.env.name}: {r.status}"
             text += f": {r.detail}" if r.detail else ""
             text += f"\n    fix: {r.fix}" if r.fix else ""
+        for env in data["environments"]:
+            failed = env["last_start_failure"]
+            if failed:
+                text += (f"\nkernel {failed['kernel']}: last start failed "
+                         f"{failed['when']}: {failed['message']}")
         stale = sum(r.status == NEEDS_SYNC for r in plan.rows)
         if stale:
             flag = " --system" if self.site else ""

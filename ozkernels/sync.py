@@ -91,10 +91,22 @@ class Plan:
         """The actions that write or remove something."""
         return [a for a in self.actions if a.op != "keep"]
 
-    def environments_model(self) -> dict[str, Any]:
-        """What `ozkernels list --json` and GET environments return."""
-        return {"kernels_dir": self.kernels_dir, "environments": [r.to_dict() for r in self.rows],
-                "notes": self.notes}
+    def environments_model(self, failures: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """What `ozkernels list --json` and GET environments return.
+
+        failures: the last start failure by kernel name (failures.StartFailure); each
+        environment shows the newest one of its kernels as `last_start_failure`.
+        """
+        failures = failures or {}
+        envs = []
+        for row in self.rows:
+            data = row.to_dict()
+            names = [row.kernel, *(v["kernel"] for v in row.variants)]
+            found = [failures[n] for n in names if n and n in failures]
+            newest = max(found, key=lambda f: f.time, default=None)
+            data["last_start_failure"] = newest.to_dict() if newest else None
+            envs.append(data)
+        return {"kernels_dir": self.kernels_dir, "environments": envs, "notes": self.notes}
 
     def sync_model(self, done: list[Action], dry_run: bool = False,
                    notes: list[str] | None = None) -> dict[str, Any]:

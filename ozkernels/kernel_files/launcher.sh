@@ -27,7 +27,25 @@ _ozk_kernel=${_ozk_kernel##*/}
 _ozk_die() {
     local msg=${1//$'\n'/ }
     printf "ozkernels: kernel '%s': %s\n" "${_ozk_kernel//$'\n'/ }" "$msg" >&2
+    _ozk_record "$msg"
     exit "${2:-1}"
+}
+
+# Where a failed start is recorded for the server and 'ozkernels list' (failures.py, same rule).
+_ozk_failures=${OZKERNELS_FAILURES_DIR:-${JUPYTER_DATA_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/jupyter}/ozkernels/failures}
+_ozk_conn=""
+
+# Leave the one line (and the connection file) in <failures>/<kernel>, written atomically;
+# best effort: a read-only or full disk must not change how the launcher fails.
+_ozk_record() {
+    local file tmp
+    [[ -n $_ozk_kernel && $_ozk_kernel != */* && $_ozk_kernel != .* ]] || return 0
+    file=$_ozk_failures/$_ozk_kernel
+    tmp=$_ozk_failures/.$_ozk_kernel.$$
+    { [[ -d $_ozk_failures ]] || mkdir -p -- "$_ozk_failures"; } 2>/dev/null || return 0
+    { printf '%s\n%s\n' "$1" "${_ozk_conn//$'\n'/ }" >"$tmp" && mv -f -- "$tmp" "$file"; } 2>/dev/null ||
+        rm -f -- "$tmp" 2>/dev/null
+    return 0
 }
 
 # Strip one directory from PATH, matching whole elements only.
@@ -367,10 +385,14 @@ _ozk_activate_scripts() {
 }
 
 # ---------------------------------------------------------------- arguments
+_ozk_after=0
 for ((_ozk_i = 1; _ozk_i < $#; _ozk_i++)); do
-    [[ ${!_ozk_i} == -- ]] && break
-    if [[ ${!_ozk_i} == --kernel ]]; then
-        _ozk_j=$((_ozk_i + 1))
+    _ozk_j=$((_ozk_i + 1))
+    if [[ ${!_ozk_i} == -- ]]; then
+        _ozk_after=1
+    elif ((_ozk_after)) && [[ ${!_ozk_i} == -f ]]; then
+        _ozk_conn=${!_ozk_j}
+    elif ((!_ozk_after)) && [[ ${!_ozk_i} == --kernel ]]; then
         _ozk_kernel=${!_ozk_j}
         _ozk_kernel=${_ozk_kernel//"%7B"/"{"}
         _ozk_kernel=${_ozk_kernel//"%25"/"%"}
@@ -513,4 +535,8 @@ case $_ozk_kind in
 esac
 
 # ---------------------------------------------------------------- 5. exec the kernel
+# This start works: an earlier failure is no longer the kernel's state (one stat when none).
+if [[ -e $_ozk_failures/$_ozk_kernel && $_ozk_kernel != */* ]]; then
+    rm -f -- "$_ozk_failures/$_ozk_kernel" 2>/dev/null
+fi
 exec "$_ozk_python" -m ipykernel_launcher "$@"
