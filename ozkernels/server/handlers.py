@@ -6,7 +6,7 @@ import asyncio
 import json
 import os
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar, cast
 
 from jupyter_server.auth.decorator import authorized
@@ -17,6 +17,7 @@ from tornado import web
 
 from ..display import shorten
 from ..errors import LockError, OzkernelsError
+from ..failures import StartFailure
 from ..sync import BROKEN, NEEDS_SYNC, NO_IPYKERNEL, UNTRACKED, UP_TO_DATE, Action, Plan
 from .service import Inventory
 
@@ -28,8 +29,11 @@ PROBLEMS = (BROKEN, NO_IPYKERNEL)
 T = TypeVar("T")
 
 
-def kernel_model(action: Action, kernels_dir: str) -> dict[str, Any]:
-    """One of ozkernels' kernels (on disk or about to be) and its status."""
+def kernel_model(action: Action, kernels_dir: str,
+                 failures: Mapping[str, StartFailure] | None = None,
+                 checks: Mapping[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """One of ozkernels' kernels (on disk or about to be), its status and last start failure."""
+    failed = (failures or {}).get(action.name)
     spec = action.spec or {}
     owner = spec.get("metadata", {}).get("ozkernels", {})
     status = KERNEL_STATUS[action.op]
@@ -42,13 +46,16 @@ def kernel_model(action: Action, kernels_dir: str) -> dict[str, Any]:
             "environment": owner.get("env_name", ""), "modules": owner.get("modules", []),
             "variant": owner.get("variant", ""), "status": status, "reason": action.reason,
             "on_disk": action.op != "add",
-            "resource_dir": os.path.join(kernels_dir, action.name)}
+            "resource_dir": os.path.join(kernels_dir, action.name),
+            "last_start_failure": failed.to_dict() if failed else None,
+            "last_check": (checks or {}).get(action.name)}
 
 
 def kernels_model(plan: Plan, inventory: Inventory) -> dict[str, Any]:
     """ozkernels' kernels in the managed dir, and how the background sync is doing."""
     return {"kernels_dir": plan.kernels_dir,
-            "kernels": [kernel_model(a, plan.kernels_dir) for a in plan.actions],
+            "kernels": [kernel_model(a, plan.kernels_dir, inventory.failures, inventory.checks)
+                        for a in plan.actions],
             "background_sync": inventory.status()}
 
 
@@ -128,7 +135,7 @@ class EnvironmentsHandler(OzkernelsAPIHandler):
     async def get(self) -> None:
         """List the environments."""
         plan = await self.result(self.inventory.plan, "discovery")
-        self.finish(json.dumps(plan.environments_model()))
+        self.finish(json.dumps(plan.environments_model(self.inventory.failures)))
 
 
 class KernelsHandler(OzkernelsAPIHandler):
@@ -150,6 +157,20 @@ class SyncHandler(OzkernelsAPIHandler):
     async def post(self) -> None:
         """Sync, or join the sync already running."""
         result = await self.result(self.inventory.sync, "the sync")
+        self.finish(json.dumps(result.to_dict()))
+
+
+class CheckHandler(OzkernelsAPIHandler):
+    """POST: start one of ozkernels' kernels, probe it and shut it down (`ozkernels check`)."""
+
+    @web.authenticated
+    @authorized
+    async def post(self, name: str) -> None:
+        """Check the kernel (off the event loop; progress goes out as events)."""
+        plan = await self.result(self.inventory.plan, "discovery")
+        if not any(a.name == name and a.op != "add" for a in plan.actions):
+            raise web.HTTPError(404, "%s", f"ozkernels: no kernel {name!r} in {plan.kernels_dir}")
+        result = await self.inventory.check(name, plan.kernels_dir)
         self.finish(json.dumps(result.to_dict()))
 
 

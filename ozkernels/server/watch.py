@@ -49,6 +49,39 @@ class Snapshot:
         """Whether any watched path differs now, or the snapshot was too fresh to trust."""
         return self.racy or any(stamp(p) != s for p, s in self.stamps.items())
 
+    def subset(self, paths: Iterable[str], now: int | None = None) -> Snapshot:
+        """The stamps of some of the paths (taken with this snapshot: no new stat)."""
+        now = time.time_ns() if now is None else now
+        stamps = {p: self.stamps[p] for p in paths if p in self.stamps}
+        racy = any(abs(now - s[0]) < RACY_NS for s in stamps.values() if s != MISSING)
+        return Snapshot(stamps, racy)
+
+
+def kernelspecs_stamp(dirs: Iterable[str]) -> dict[str, Stamp]:
+    """The stamp of every kernel.json on the Jupyter path, by kernel name (first dir wins)."""
+    found: dict[str, Stamp] = {}
+    for directory in dirs:
+        try:
+            with os.scandir(directory) as entries:
+                names = sorted(e.name for e in entries if not e.name.startswith("."))
+        except OSError:
+            continue
+        for name in names:
+            key = name.lower()
+            if key not in found:
+                spec = stamp(os.path.join(directory, name, "kernel.json"))
+                if spec != MISSING:
+                    found[key] = spec
+    return found
+
+
+def specs_diff(before: dict[str, Stamp], after: dict[str, Stamp]) -> dict[str, list[str]]:
+    """Kernel names added, removed and changed between two kernelspecs_stamp() results."""
+    diff = {"added": sorted(set(after) - set(before)),
+            "removed": sorted(set(before) - set(after)),
+            "changed": sorted(n for n in set(before) & set(after) if before[n] != after[n])}
+    return {k: v for k, v in diff.items() if v}
+
 
 def watch_paths(manager: KernelsManager, discovery: Discovery, context: Context,
                 envs: Iterable[Environment]) -> list[str]:
