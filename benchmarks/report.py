@@ -14,6 +14,8 @@ TARGETS = {
     "start_ratio": 1.10,
     "shutdown": 0.3,
     "api_p50": 0.050,
+    "login_start_ratio": 1.05,
+    "login_exec": 0.030,
 }
 
 
@@ -299,8 +301,11 @@ def bounds(raw: dict, checks: list[Check]) -> list[str]:
                          f"{ms(plain[0]['p50'])} ms: the cost is jupyter_server's per spec, not "
                          "ozkernels'; fewer specs is the only lever.")
         out.append(text)
+    login = raw.get("loginnode", {})
+    if login and any(n.startswith("login node") for n in missed):
+        out.append(loginnode_bounds(login, missed))
     k = raw.get("kernels", {})
-    if k and any("start-to-ready" in n for n in missed):
+    if k and any("start-to-ready" in n and not n.startswith("login node") for n in missed):
         over = k.get("overhead", {})
         text = ("**Kernel start.** A launcher adds its own time before the interpreter starts "
                 "(section 3): " + "; ".join(f"{label} {ms(x['p50'])} ms"
@@ -320,3 +325,86 @@ def bounds(raw: dict, checks: list[Check]) -> list[str]:
             f"{k['labels'][kind]}: {sum(1 for c in x['exit_codes'] if c is not None and c < 0)}"
             f" of {len(x['exit_codes'])}" for kind, x in k["results"].items()) + ".")
     return out
+
+
+LOGIN_KINDS = {
+    "venv": "venv on a module Python (loads gcccore + python)",
+    "conda": "conda env (no modules: only the purge)",
+    "module": "module Python itself (loads gcccore + python)",
+}
+
+
+def loginnode_section(d: dict) -> tuple[str, list[Check]]:
+    """Section 5."""
+    tte, res = d["time_to_exec"], d["kernels"]["results"]
+    rows, checks = [], []
+    for kind, label in LOGIN_KINDS.items():
+        memo, nomemo = tte.get(f"memo:{kind}"), tte.get(f"nomemo:{kind}")
+        ozk, plain = res.get(f"ozk_{kind}"), res.get(f"plain_{kind}")
+        if not memo or not ozk or not plain or not ozk["start"] or not plain["start"]:
+            checks.append(Check(f"login node, {kind} kernel", "-", "measured", None))
+            continue
+        ratio = paired_ratio(ozk["start"], plain["start"])
+        rows.append([label, ms(memo["p50"]), ms(memo["p95"]), ms(nomemo["p50"]),
+                     ms(nomemo["p95"]), s(plain["start_p50"]), s(ozk["start_p50"]),
+                     s(ozk["start_p95"]), f"{ratio:.2f}x", str(len(ozk["start"]))])
+        checks.append(Check(f"login node, {kind} kernel: start-to-ready vs plain spec",
+                            f"{ratio:.2f}x", f"<= {TARGETS['login_start_ratio']:.2f}x",
+                            ratio <= TARGETS["login_start_ratio"]))
+        checks.append(Check(f"login node, {kind} kernel: launcher time-to-exec p50",
+                            f"{ms(memo['p50'])} ms", f"<= {TARGETS['login_exec'] * 1000:.0f} ms",
+                            memo["p50"] <= TARGETS["login_exec"]))
+    text = table(["kernel", "time-to-exec p50 ms", "p95 ms", "without memo p50 ms", "p95 ms",
+                  "plain spec start-to-ready p50 s", "ozkernels p50 s", "p95 s", "vs plain*",
+                  "rounds"], rows)
+    parts = [["`/bin/true` (spawning any process)", "floor:true"],
+             ["the interpreter stand-in alone (`sh`, exits at once)", "floor:stand-in"],
+             ["`bash -p -c :` (the launcher's shell starting)", "floor:bash"],
+             ["`lmod bash --force purge` in the server's environment", "lmod:purge"],
+             [f"`lmod bash load {' '.join(d.get('loaded', []))}` after the purge", "lmod:load"]]
+    text += "\n\nThe parts, in the same interleaved rounds:\n\n" + table(
+        ["step", "p50 ms", "p95 ms", "runs"],
+        [[label, ms(tte[key]["p50"]), ms(tte[key]["p95"]), str(tte[key]["runs"])]
+         for label, key in parts if key in tte])
+    for kind, err in d["kernels"].get("errors", {}).items():
+        text += f"\n\n{kind} failed: `{err}`"
+    envs = "; ".join(
+        f"{kind}: `LOADEDMODULES={e['LOADEDMODULES']}`, server module variables left: "
+        f"{', '.join(e['server_left']) or 'none'}" for kind, e in d.get("kernel_env", {}).items())
+    notes = [
+        f"Site: the real test site's modules inside an EasyBuild-like Lmod hierarchy of "
+        f"{d['counts']['modulefiles']} Lua modulefiles (Core 15%, two GCCcore compiler "
+        "levels 40% and 30%, an MPI level 15%; help, whatis, seven paths and three EB "
+        "variables each, as EasyBuild writes them).",
+        f"Server: `module load {' '.join(d['server_modules'])}` applied from Lmod's own output "
+        "(the JupyterLab module loads its Python), Lmod initialised (`LMOD_CMD`, `LMOD_PKG`, "
+        "`LMOD_DIR`), no `module` function; every kernel is started from that environment.",
+        "*time-to-exec* = the kernel's own argv run as a process, with the interpreter replaced "
+        "by a stand-in that exits when the launcher `exec`s it (and runs the real interpreter "
+        "for the conda env vars), spawn to exit; *with memo* = after one warm-up start wrote "
+        "the launch memo (the steady state of every start from one server); *without memo* = "
+        "`OZKERNELS_LAUNCH_CACHE=0`, which is what every start cost before (Lmod purge, then "
+        "Lmod load).",
+        "*start-to-ready* through jupyter_client as in section 3; the plain specs are what "
+        "`ipykernel install` writes for the same interpreter (plus `LD_LIBRARY_PATH` for the "
+        "module Pythons, without which they do not start). *Median of per-round ratios; the "
+        "six kernels rotate through every round after one warm-up round.",
+        f"What the kernels got (interpreter replaced by `env`): {envs}. Memo files: "
+        f"{d.get('memos', '?')}.",
+    ]
+    return text + "\n\n" + "\n".join(f"- {n}" for n in notes + d.get("notes", [])), checks
+
+
+def loginnode_bounds(d: dict, missed: list[str]) -> str:
+    """What bounds a missed login-node target."""
+    tte = d["time_to_exec"]
+    text = ("**Kernel start on a login node.** Time-to-exec with the memo, p50: " + "; ".join(
+        f"{kind} {ms(tte[f'memo:{kind}']['p50'])} ms" for kind in LOGIN_KINDS
+        if f"memo:{kind}" in tte) + f". The floors: spawning `/bin/true` "
+        f"{ms(tte['floor:true']['p50'])} ms, the stand-in {ms(tte['floor:stand-in']['p50'])} ms, "
+        f"`bash -p` starting {ms(tte['floor:bash']['p50'])} ms. Without the memo every start "
+        f"runs Lmod: purge {ms(tte['lmod:purge']['p50'])} ms and load "
+        f"{ms(tte['lmod:load']['p50'])} ms on this tree.")
+    if d.get("profile"):
+        text += " " + d["profile"]
+    return text

@@ -11,7 +11,11 @@ Sections:
      (real interpreters and ipykernel): a plain `ipykernel install` spec, ozkernels' venv and
      conda kernels and an envkernel `lmod` kernel, interleaved, as ratios to the plain spec;
   4. REST latency of a real jupyter_server: /api/kernelspecs, and /ozkernels/api/environments
-     once ozkernels has a server extension.
+     once ozkernels has a server extension;
+  5. kernel start on a login node: the server has modules loaded and no `module` function, the
+     site a large EasyBuild-like Lmod hierarchy (default 3,000 modulefiles); launcher
+     time-to-exec with and without the launch memo, start-to-ready of ozkernels' venv, conda
+     and module kernels next to plain specs, interleaved (`--only loginnode`, about 3 minutes).
 Peers (nb_venv_kernels, envkernel) and ozkernels' dependencies are installed from PyPI into
 their own venvs under benchmarks/_site/venvs (kept between runs); ozkernels itself is this
 checkout.  Everything the run builds lives in benchmarks/_site/ (git-ignored).
@@ -38,6 +42,7 @@ sys.path.insert(1, str(HERE.parent))
 
 import api  # noqa: E402
 import discovery  # noqa: E402
+import loginnode  # noqa: E402
 import realsite  # noqa: E402
 import report  # noqa: E402
 import synthsite  # noqa: E402
@@ -50,7 +55,7 @@ from common import (  # noqa: E402
     package_version,
 )
 
-SECTIONS = ("discovery", "syscalls", "kernels", "api")
+SECTIONS = ("discovery", "syscalls", "kernels", "api", "loginnode")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -71,8 +76,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "kind in section 3 (default 20)")
     parser.add_argument("--api-requests", type=int, default=50, help="GETs per endpoint in "
                         "section 4 (default 50)")
-    parser.add_argument("--only", action="append", choices=SECTIONS, help="run only these "
-                        "sections (repeatable); default all")
+    parser.add_argument("--login-modules", type=int, default=3000, help="modulefiles in the "
+                        "login-node site's Lmod hierarchy in section 5 (default 3000)")
+    parser.add_argument("--login-runs", type=int, default=25, help="interleaved rounds of "
+                        "section 5 (default 25, at least 25 for the targets)")
+    parser.add_argument("--only", "--sections", action="append", choices=SECTIONS,
+                        dest="only", help="run only these sections (repeatable); default all")
     parser.add_argument("--src", type=Path, default=HERE.parent,
                         help="the ozkernels checkout to measure (default: this one); e.g. a "
                         "copy with a candidate speed fix")
@@ -85,7 +94,8 @@ def command_line(args: argparse.Namespace) -> str:
     """The command that reproduces this run."""
     parts = ["python", "benchmarks/run.py"]
     defaults = parse_args([])
-    for name in ("venvs", "conda", "modules", "pythons", "runs", "kernel_runs", "api_requests"):
+    for name in ("venvs", "conda", "modules", "pythons", "runs", "kernel_runs", "api_requests",
+                 "login_modules", "login_runs"):
         if getattr(args, name) != getattr(defaults, name):
             parts.append(f"--{name.replace('_', '-')}={getattr(args, name)}")
     if args.src != defaults.src.resolve():
@@ -277,6 +287,11 @@ def main(argv: list[str] | None = None) -> int:
         text += "\n\n" + "\n".join(f"- {n}" for n in [*knotes, *realsite.NOTES])
         return text, cks
 
+    def sec_loginnode():
+        d = loginnode.run(ozk_python, SITE_DIR / "login", args.login_modules, args.login_runs)
+        raw["loginnode"] = d
+        return report.loginnode_section(d)
+
     if "discovery" in sections:
         section("1. Discovery and sync (whole process)", sec_discovery)
     if "syscalls" in sections:
@@ -285,6 +300,9 @@ def main(argv: list[str] | None = None) -> int:
         section("3. Kernel start-to-ready and graceful shutdown", sec_kernels)
     if "api" in sections:
         section("4. Server API latency", sec_api)
+    if "loginnode" in sections:
+        section("5. Kernel start on a login node (server modules loaded, large module tree)",
+                sec_loginnode)
     misses = [c for c in checks if c.ok is False]
     bounds = []
     if any(c.name.startswith(("no-op sync", "cold sync")) for c in misses) and synth:
