@@ -4,10 +4,13 @@ Real Lmod, the real launcher run directly; an "interpreter" that prints its envi
 is called through a wrapper that counts its runs, so a test sees when Lmod did not run at all.
 """
 
+import json
 import os
 import re
 import shutil
 import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -210,6 +213,8 @@ def test_a_change_runs_the_module_system_again(site, change):
         assert rc == 0, err
     assert runs == 0
     env, home = change(site, env)
+    # File times tick per jiffy: a start in the same tick as the change records no memo.
+    time.sleep(0.05)
     rc, kenv, err, runs = site.launch(env, ("pytool/1.0",))
     assert rc == 0, err
     assert runs >= 1, f"{change.__name__}: the memo was replayed"
@@ -271,3 +276,48 @@ def test_unwritable_cache_still_starts(site):
     assert (rc, err, runs) == (0, "", 2)
     assert kenv["LOADEDMODULES"] == "pytool/1.0"
     shutil.rmtree(site.root / "relative", ignore_errors=True)
+
+
+def test_conda_env_vars_are_read_again_only_when_their_files_change(site):
+    prefix = site.root / "conda-env"
+    (prefix / "conda-meta").mkdir(parents=True)
+    (prefix / "conda-meta" / "history").write_text("==> 2024-01-01 00:00:00 <==\n")
+    state = prefix / "conda-meta" / "state"
+    state.write_text(json.dumps({"env_vars": {"FROM_STATE": "s1", "gone": "***unset***"}}))
+    vars_d = prefix / "etc" / "conda" / "env_vars.d"
+    vars_d.mkdir(parents=True)
+    (vars_d / "a.json").write_text(json.dumps({"FROM_PKG": "it's $(touch PWNED)"}))
+    log = site.root / "log" / "python-runs"
+    python = prefix / "bin" / "python"
+    python.parent.mkdir()
+    python.write_text('#!/bin/sh\nif [ "$1 $2" = "-m ipykernel_launcher" ]; then exec env -0; fi\n'
+                      f'echo run >> "{log}"\nexec {sys.executable} "$@"\n')
+    python.chmod(0o755)
+
+    def start():
+        before = len(log.read_text().splitlines()) if log.exists() else 0
+        cp = subprocess.run([str(site.launcher), "--kind", "conda", "--prefix", str(prefix),
+                             "--python", str(python), "--name", "c", "--", "-f", "c.json"],
+                            env={**site.server(), "GONE": "x"}, cwd=site.root,
+                            capture_output=True, timeout=60, check=False)
+        assert cp.returncode == 0, cp.stderr
+        kenv = dict(x.split("=", 1) for x in cp.stdout.decode().split("\0") if "=" in x)
+        return kenv, len(log.read_text().splitlines()) - before
+
+    first, runs = start()
+    assert runs == 1
+    assert (first["FROM_STATE"], first["FROM_PKG"]) == ("s1", "it's $(touch PWNED)")
+    assert "GONE" not in first
+    again, runs = start()
+    assert (runs, again) == (0, first)
+    for change, var, value in (
+            (lambda: state.write_text(json.dumps({"env_vars": {"FROM_STATE": "s2"}})),
+             "FROM_STATE", "s2"),
+            (lambda: (vars_d / "b.json").write_text(json.dumps({"NEW": "n"})), "NEW", "n"),
+            (lambda: state.unlink(), "FROM_STATE", None)):
+        change()
+        time.sleep(0.05)
+        kenv, runs = start()
+        assert runs == 1 and kenv.get(var) == value
+        assert start() == (kenv, 0)
+    assert not list(site.root.rglob("PWNED"))

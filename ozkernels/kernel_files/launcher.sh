@@ -26,6 +26,9 @@ _ozk_kernel=${_ozk_kernel##*/}
 
 _ozk_die() {
     local msg=${1//$'\n'/ }
+    if [[ -n ${_ozk_memo_t0:-} ]]; then
+        rm -f -- "$_ozk_memo_t0" ${_ozk_memo_errf:+"$_ozk_memo_errf"}
+    fi
     printf "ozkernels: kernel '%s': %s\n" "${_ozk_kernel//$'\n'/ }" "$msg" >&2
     _ozk_record "$msg"
     exit "${2:-1}"
@@ -192,7 +195,7 @@ _ozk_memo_init() {
     _ozk_memo=""
     [[ ${OZKERNELS_LAUNCH_CACHE:-1} != 0 && $base == /* ]] || return 0
     [[ $self == /* ]] || self=$PWD/$self
-    _ozk_memo_id=("$_ozk_memo_version" "$self" "$HOSTTYPE" "$*" "$_ozk_modulepath"
+    _ozk_memo_id=("$_ozk_memo_version" "$self" "$HOSTTYPE" "$_ozk_lmod_arg" "$_ozk_modulepath"
         "${#_ozk_modules[@]}" "${_ozk_modules[@]}")
     id=${self%/*}
     id=${id//%/%25}
@@ -269,14 +272,11 @@ _ozk_memo_apply() {
 
 # Start recording: the time reference and the variables before the real step.
 _ozk_memo_begin() {
-    local dir=${_ozk_memo%/*}
-    [[ -n $_ozk_memo ]] || return 0
-    if [[ ! -d $dir ]]; then
-        mkdir -p -- "${dir%/*}" 2>/dev/null && mkdir -m 700 -- "$dir" 2>/dev/null
-    fi
+    _ozk_memo_t0=""
+    _ozk_memo_dir || return 0
     _ozk_memo_t0="$_ozk_memo.$$.t0"
-    if [[ ! -O $dir ]] || ! : 2>/dev/null >"$_ozk_memo_t0"; then
-        _ozk_memo="" _ozk_memo_t0=""
+    if ! : 2>/dev/null >"$_ozk_memo_t0"; then
+        _ozk_memo_t0=""
         return 0
     fi
     declare -gA _ozk_memo_before=()
@@ -293,6 +293,10 @@ _ozk_memo_watch_path() {
 # After a successful real step: write the memo (silently skipped when anything is unusual).
 _ozk_memo_end() {
     [[ -n $_ozk_memo && -n $_ozk_memo_t0 ]] || return 0
+    if [[ -z ${_ozk_memo_ok:-} ]]; then
+        rm -f -- "$_ozk_memo_t0"
+        return 0
+    fi
     local -A after=() seen=()
     local -a _ozk_mi=("${_ozk_memo_id[@]}") _ozk_mk=() _ozk_mo=() _ozk_mw=() _ozk_ma=() _ozk_mp=()
     local -a mps=() files=()
@@ -356,15 +360,53 @@ _ozk_memo_end() {
             _ozk_ma+=("$n")
         fi
     done
-    if { declare -p _ozk_mi _ozk_mk _ozk_mo _ozk_mw _ozk_ma _ozk_mp _ozk_me &&
-        printf '_ozk_mok=1\n'; } 2>/dev/null >"$tmp" &&
-        touch -r "$_ozk_memo_t0" -- "$tmp" 2>/dev/null; then
-        mv -f -- "$tmp" "$_ozk_memo" 2>/dev/null || rm -f -- "$tmp"
-    else
-        rm -f -- "$tmp"
-    fi
-    rm -f -- "$_ozk_memo_t0"
+    _ozk_memo_write "$tmp" "$_ozk_memo" _ozk_mi _ozk_mk _ozk_mo _ozk_mw _ozk_ma _ozk_mp _ozk_me
     return 0
+}
+
+# The module step: find the module system, purge the server's modules, make the recorded
+# MODULEPATH dirs findable, load the recorded modules, verify.  Sets _ozk_memo_ok when the
+# module system ran and succeeded (only then is the step worth remembering).
+_ozk_modules_load() {
+    local c d m fix
+    local -a mp
+    _ozk_lmod=""
+    for c in "${LMOD_CMD:-}" "$_ozk_lmod_arg" "${LMOD_PKG:+$LMOD_PKG/libexec/lmod}" "${_ozk_lmod_std[@]}"; do
+        if [[ -n $c && -f $c && -x $c ]]; then
+            _ozk_lmod=$c
+            break
+        fi
+    done
+    fix="; the module may have been removed or renamed: run 'ozkernels sync', or 'ozkernels add $_ozk_prefix --module NEW'"
+    if [[ -z $_ozk_lmod ]]; then
+        if ((${#_ozk_modules[@]})); then
+            _ozk_die "Lmod not found, but modules are needed (${_ozk_modules[*]}); set LMOD_CMD to Lmod's libexec/lmod or install Lmod"
+        fi
+        return 0
+    fi
+    if [[ -n ${LOADEDMODULES:-} ]]; then
+        _ozk_lmod_run "unloading the server's modules ($LOADEDMODULES)" \
+            "; set LMOD_CMD to a working Lmod, or unload them before starting Jupyter" --force purge
+    fi
+    # The server may run with a different MODULEPATH than the sync did (systemd, a hub):
+    # the recorded dirs are appended so the recorded modules stay findable.
+    IFS=: read -ra mp <<<"$_ozk_modulepath"
+    for d in "${mp[@]}"; do
+        if [[ -n $d && ":${MODULEPATH:-}:" != *":$d:"* ]]; then
+            MODULEPATH="${MODULEPATH:+$MODULEPATH:}$d"
+        fi
+    done
+    export MODULEPATH
+    if ((${#_ozk_modules[@]})); then
+        _ozk_lmod_run "module load ${_ozk_modules[*]}" "$fix" load "${_ozk_modules[@]}"
+        for m in "${_ozk_modules[@]}"; do
+            if [[ ":${LOADEDMODULES:-}:" != *":$m:"* && ":${LOADEDMODULES:-}:" != *":$m/"* ]]; then
+                _ozk_die "module load ${_ozk_modules[*]} failed: '$m' is not loaded afterwards (LOADEDMODULES=${LOADEDMODULES:-})$fix"
+            fi
+        done
+    fi
+    _ozk_lmod_watch
+    _ozk_memo_ok=1
 }
 
 # What Lmod reads besides modulefiles: itself, its site and user configuration.
@@ -376,6 +418,79 @@ _ozk_lmod_watch() {
     if [[ -n ${HOME-} ]]; then
         _ozk_memo_watch+=("$HOME/.modulerc.lua" "$HOME/.modulerc" "$HOME/.lmodrc.lua")
     fi
+}
+
+# The conda env vars memo: the same files (conda-meta/state, etc/conda/env_vars.d) read by
+# the same interpreter give the same export lines.  Sets _ozk_code; 1 when there is none.
+_ozk_vars_apply() {
+    local _ozk_mok="" _ozk_mc="" _ozk_me="" v f=$_ozk_memo.vars
+    local -a _ozk_mi=() _ozk_mw=() _ozk_ma=()
+    [[ -n $_ozk_memo && -f $f && -O $f ]] || return 1
+    # shellcheck disable=SC1090
+    . "$f" 2>/dev/null || return 1
+    [[ $_ozk_mok == 1 && ${_ozk_mi[0]-} == "$_ozk_memo_version" && ${_ozk_mi[1]-} == "$0" &&
+        ${_ozk_mi[2]-} == "$_ozk_python" && ${_ozk_mi[3]-} == "$_ozk_prefix" ]] || return 1
+    for v in "${_ozk_mw[@]}"; do
+        [[ -e $v && $v -ot $f ]] || return 1
+    done
+    for v in "${_ozk_ma[@]}"; do
+        [[ ! -e $v && ! -L $v ]] || return 1
+    done
+    _ozk_code=$_ozk_mc
+    [[ -z $_ozk_me ]] || printf '%s\n' "$_ozk_me" >&2
+    return 0
+}
+
+_ozk_vars_begin() {
+    _ozk_memo_errf="" _ozk_memo_t0=""
+    _ozk_memo_dir || return 0
+    _ozk_memo_t0="$_ozk_memo.$$.t0"
+    _ozk_memo_errf="$_ozk_memo.$$.err"
+    if ! : 2>/dev/null >"$_ozk_memo_t0" || ! : 2>/dev/null >"$_ozk_memo_errf"; then
+        rm -f -- "$_ozk_memo_t0" "$_ozk_memo_errf"
+        _ozk_memo_errf="" _ozk_memo_t0=""
+    fi
+}
+
+_ozk_vars_end() {
+    [[ -n $_ozk_memo_t0 ]] || return 0
+    local _ozk_me="" _ozk_mc=$_ozk_code v tmp="$_ozk_memo.$$.tmp" d=$_ozk_prefix/etc/conda/env_vars.d
+    local -a _ozk_mi=("$_ozk_memo_version" "$0" "$_ozk_python" "$_ozk_prefix") _ozk_mw=() _ozk_ma=()
+    _ozk_me=$(<"$_ozk_memo_errf")
+    [[ -z $_ozk_me ]] || printf '%s\n' "$_ozk_me" >&2
+    for v in "$0" "$_ozk_python" "$_ozk_prefix/conda-meta/state" "$d" "$d"/*; do
+        if [[ -e $v ]]; then
+            [[ $v -ot $_ozk_memo_t0 ]] || { rm -f -- "$_ozk_memo_t0" "$_ozk_memo_errf"; return 0; }
+            _ozk_mw+=("$v")
+        elif [[ ! -L $v && $v != "$d/*" ]]; then
+            _ozk_ma+=("$v")
+        fi
+    done
+    _ozk_memo_write "$tmp" "$_ozk_memo.vars" _ozk_mi _ozk_mw _ozk_ma _ozk_mc _ozk_me
+    rm -f -- "$_ozk_memo_errf"
+}
+
+# Create the memo dir (private) if needed; 1 when there is no usable one.
+_ozk_memo_dir() {
+    local dir=${_ozk_memo%/*}
+    [[ -n $_ozk_memo ]] || return 1
+    if [[ ! -d $dir ]]; then
+        mkdir -p -- "${dir%/*}" 2>/dev/null && mkdir -m 700 -- "$dir" 2>/dev/null
+    fi
+    [[ -d $dir && -O $dir && -w $dir ]]
+}
+
+# Write the named variables to a memo atomically, its mtime the recording's start.
+_ozk_memo_write() {
+    local tmp=$1 dest=$2
+    shift 2
+    if { declare -p "$@" && printf '_ozk_mok=1\n'; } 2>/dev/null >"$tmp" &&
+        touch -r "$_ozk_memo_t0" -- "$tmp" 2>/dev/null; then
+        mv -f -- "$tmp" "$dest" 2>/dev/null || rm -f -- "$tmp"
+    else
+        rm -f -- "$tmp"
+    fi
+    rm -f -- "$_ozk_memo_t0"
 }
 
 # conda sorts activate.d scripts by code point, as the C collation does.
@@ -455,48 +570,12 @@ if [[ ! -f $_ozk_python || ! -x $_ozk_python ]]; then
 fi
 
 # ---------------------------------------------------------------- 2. modules
+_ozk_memo_init
 if ((${#_ozk_modules[@]})) || [[ -n ${LOADEDMODULES:-} ]]; then
-    _ozk_lmod=""
-    for _ozk_c in "${LMOD_CMD:-}" "$_ozk_lmod_arg" "${LMOD_PKG:+$LMOD_PKG/libexec/lmod}" "${_ozk_lmod_std[@]}"; do
-        if [[ -n $_ozk_c && -f $_ozk_c && -x $_ozk_c ]]; then
-            _ozk_lmod=$_ozk_c
-            break
-        fi
-    done
-    _ozk_fix="; the module may have been removed or renamed: run 'ozkernels sync', or 'ozkernels add $_ozk_prefix --module NEW'"
-    if [[ -z $_ozk_lmod ]]; then
-        if ((${#_ozk_modules[@]})); then
-            _ozk_die "Lmod not found, but modules are needed (${_ozk_modules[*]}); set LMOD_CMD to Lmod's libexec/lmod or install Lmod"
-        fi
-    else
-        _ozk_memo_init "$_ozk_lmod"
-        if ! _ozk_memo_apply; then
-            _ozk_memo_begin
-            if [[ -n ${LOADEDMODULES:-} ]]; then
-                _ozk_lmod_run "unloading the server's modules ($LOADEDMODULES)" \
-                    "; set LMOD_CMD to a working Lmod, or unload them before starting Jupyter" --force purge
-            fi
-            # The server may run with a different MODULEPATH than the sync did (systemd, a hub):
-            # the recorded dirs are appended so the recorded modules stay findable.
-            IFS=: read -ra _ozk_mp <<<"$_ozk_modulepath"
-            for _ozk_d in "${_ozk_mp[@]}"; do
-                if [[ -n $_ozk_d && ":${MODULEPATH:-}:" != *":$_ozk_d:"* ]]; then
-                    MODULEPATH="${MODULEPATH:+$MODULEPATH:}$_ozk_d"
-                fi
-            done
-            export MODULEPATH
-            if ((${#_ozk_modules[@]})); then
-                _ozk_lmod_run "module load ${_ozk_modules[*]}" "$_ozk_fix" load "${_ozk_modules[@]}"
-            fi
-            _ozk_lmod_watch
-            _ozk_memo_ok=1
-        fi
-        for _ozk_m in "${_ozk_modules[@]}"; do
-            if [[ ":${LOADEDMODULES:-}:" != *":$_ozk_m:"* && ":${LOADEDMODULES:-}:" != *":$_ozk_m/"* ]]; then
-                _ozk_die "module load ${_ozk_modules[*]} failed: '$_ozk_m' is not loaded afterwards (LOADEDMODULES=${LOADEDMODULES:-})$_ozk_fix"
-            fi
-        done
-        [[ -z ${_ozk_memo_ok:-} ]] || _ozk_memo_end
+    if ! _ozk_memo_apply; then
+        _ozk_memo_begin
+        _ozk_modules_load
+        _ozk_memo_end
     fi
 fi
 
@@ -512,11 +591,16 @@ case $_ozk_kind in
         export CONDA_SHLVL=1
         export CONDA_PROMPT_MODIFIER="($CONDA_DEFAULT_ENV) "
         export PATH="$_ozk_prefix/bin${PATH:+:$PATH}"
-        # Only pay for a Python start when there is something to parse.
+        # Only pay for a Python start when there is something to parse, and not again while
+        # the files are unchanged (the launch memo).
         _ozk_vars=("$_ozk_prefix"/etc/conda/env_vars.d/*)
         if [[ -e ${_ozk_vars[0]} || -f $_ozk_prefix/conda-meta/state ]]; then
-            _ozk_code=$("$_ozk_python" -I -S -c "$_ozk_env_vars_py" "$_ozk_prefix") ||
-                _ozk_die "could not read the conda env vars of '$_ozk_prefix' with '$_ozk_python'; check $_ozk_prefix/conda-meta/state and etc/conda/env_vars.d"
+            if ! _ozk_vars_apply; then
+                _ozk_vars_begin
+                _ozk_code=$("$_ozk_python" -I -S -c "$_ozk_env_vars_py" "$_ozk_prefix" 2>"${_ozk_memo_errf:-/dev/stderr}") ||
+                    _ozk_die "could not read the conda env vars of '$_ozk_prefix' with '$_ozk_python'; check $_ozk_prefix/conda-meta/state and etc/conda/env_vars.d"
+                _ozk_vars_end
+            fi
             eval "$_ozk_code"
         fi
         _ozk_args=("$@")
