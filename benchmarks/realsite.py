@@ -71,7 +71,7 @@ def prepare(root: Path, ozk_python: Path, envkernel_python: Path | None
                f"({sys.executable}), which has none: pip install -e '.[test]'")
         raise RuntimeError(msg)
     log(f"building the real test site in {root}")
-    site = build_site(root, lmod=True, hostile=False)
+    site = build_site(root, lmod=True, hostile=False, other_kernels=False)
     env = server_environ(site)
     notes: list[str] = []
     why = add_psutil(site)

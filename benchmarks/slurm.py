@@ -55,7 +55,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def prepare(root: Path, cluster: Cluster) -> dict[str, str]:
     """Build the site, enable the profile, sync; return the server environment."""
     log(f"building the real test site in {root}")
-    site = build_site(root, lmod=True, hostile=False)
+    site = build_site(root, lmod=True, hostile=False, other_kernels=False)
     why = add_psutil(site)
     if why:
         log(why)

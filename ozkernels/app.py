@@ -17,7 +17,7 @@ from .display import shorten
 from .errors import OzkernelsError
 from .failures import read_failures
 from .manager import CONFIGURABLES, KernelsManager, SyncResult
-from .sync import BROKEN, NEEDS_SYNC, NO_IPYKERNEL, Plan
+from .sync import BROKEN, NEEDS_SYNC, NO_IPYKERNEL, NO_PYTHON_KERNEL, Plan
 
 target_flags: dict[str, Any] = {
     "user": ({"KernelsManager": {"target": "user"}},
@@ -168,9 +168,10 @@ class SyncApp(OzkernelsCommand):
 class ListApp(OzkernelsCommand):
     """List every environment found, with its kernel and status."""
 
-    description = """Show every environment ozkernels finds (module Pythons, venvs, conda envs):
-    kind, name, kernel, status (up to date / needs sync / no ipykernel / broken) and, when
-    something is wrong, why and the command that fixes it."""
+    description = """Show every environment ozkernels finds (module Pythons, venvs, conda envs)
+    and each of its kernels - the Python one and one per kernelspec the env ships (IRkernel,
+    bash_kernel, ...): kind, name, kernel, language, status (up to date / needs sync / no
+    ipykernel / broken) and, when something is wrong, why and the command that fixes it."""
 
     def run(self) -> None:
         """Plan without writing and show the rows."""
@@ -178,12 +179,19 @@ class ListApp(OzkernelsCommand):
         self.notes(plan)
         failures = read_failures()
         data = plan.environments_model(failures)
-        rows = [[r.env.kind, r.env.name, r.kernel or "-", r.status,
-                 " ".join(r.env.modules) or "-",
-                 shorten(r.where)]
-                for r in plan.rows]
-        text = table(rows, ["KIND", "NAME", "KERNEL", "STATUS", "MODULES", "PATH"])
-        extra = [[v["kernel"], v["display_name"]] for r in plan.rows for v in r.variants]
+        rows: list[list[str]] = []
+        for r in plan.rows:
+            common = [r.env.kind, r.env.name]
+            modules = " ".join(r.env.modules) or "-"
+            # An R-only env is listed by its R kernel: a 'no python kernel' line says nothing.
+            if r.status != NO_PYTHON_KERNEL:
+                rows.append([*common, r.kernel or "-", "python", r.status, modules,
+                             shorten(r.where)])
+            rows += [[*common, k["kernel"] or "-", k["language"] or "?", k["status"], modules,
+                      shorten(r.where)] for k in r.kernels]
+        text = table(rows, ["KIND", "NAME", "KERNEL", "LANGUAGE", "STATUS", "MODULES", "PATH"])
+        extra = [[v["kernel"], v["display_name"]] for r in plan.rows
+                 for v in [*r.variants, *(v for k in r.kernels for v in k["variant_kernels"])]]
         if extra:
             text += "\nSlurm kernels:\n" + table(extra, ["KERNEL", "DISPLAY NAME"])
         problems = [r for r in plan.rows if r.status in (BROKEN, NO_IPYKERNEL)]
@@ -196,7 +204,13 @@ class ListApp(OzkernelsCommand):
             if failed:
                 text += (f"\nkernel {failed['kernel']}: last start failed "
                          f"{failed['when']}: {failed['message']}")
-        stale = sum(r.status == NEEDS_SYNC for r in plan.rows)
+        for r in plan.rows:
+            for k in r.kernels:
+                if k["status"] == BROKEN and r.status != BROKEN:
+                    text += f"\n{r.env.kind}:{r.env.name}: kernelspec {k['wraps']}: broken: "
+                    text += k["detail"]
+        stale = sum(r.status == NEEDS_SYNC for r in plan.rows) + sum(
+            k["status"] == NEEDS_SYNC for r in plan.rows for k in r.kernels)
         if stale:
             flag = " --system" if self.site else ""
             text += f"\n{stale} kernel(s) need sync: run 'ozkernels sync{flag}'"
@@ -249,7 +263,8 @@ class CheckApp(OzkernelsCommand):
     """Start kernels through jupyter_client, probe them and report."""
 
     description = """Start each of ozkernels' kernels (all, or those named) through
-    jupyter_client, check from inside that the right environment and modules are active (and
+    jupyter_client, ask its kernel_info, run a probe in the kernel's own language (Python, R,
+    bash, Julia) to check from inside that the right environment and modules are active (and
     for a Slurm kernel that it runs in its job), shut it down, and print start-to-ready time,
     the Slurm job, node and queue wait, and pass/fail with the reason. Exits 1 if any failed."""
     aliases = {**target_aliases, "timeout": "CheckApp.timeout"}
@@ -264,17 +279,17 @@ class CheckApp(OzkernelsCommand):
         """Check the kernels one by one and show the table."""
         report = self.manager().check(list(self.extra_args), self.timeout, self.progress)
         results = report.results
-        rows = [[r.name, "pass" if r.ok else "FAIL",
-                 f"{r.start_seconds:.2f}s" if r.start_seconds else "-", r.error or "-"]
+        rows = [[r.name, r.language or "-", "pass" if r.ok else "FAIL",
+                 f"{r.start_seconds:.2f}s" if r.start_seconds else "-", r.error or r.note or "-"]
                 for r in results]
-        headers = ["KERNEL", "RESULT", "START", "ERROR"]
+        headers = ["KERNEL", "LANGUAGE", "RESULT", "START", "ERROR"]
         if any(r.slurm for r in results):
-            headers[3:3] = ["SLURM JOB", "QUEUE WAIT"]
+            headers[4:4] = ["SLURM JOB", "QUEUE WAIT"]
             for row, r in zip(rows, results):
                 wait = r.slurm.get("queue_wait")
                 job = f"{r.slurm.get('job')} on {r.slurm.get('node')}" if r.slurm.get(
                     "job") else "-"
-                row[3:3] = [job, f"{wait:.2f}s" if wait is not None else "-"]
+                row[4:4] = [job, f"{wait:.2f}s" if wait is not None else "-"]
         text = table(rows, headers) if rows else "no ozkernels kernels to check"
         self.emit(report.to_dict(), text)
         if not report.ok:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import tempfile
 import time
@@ -12,6 +11,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from .kernel_files import ACTIVATIONS
+from .probes import VALUE, parse_probe, probe_code
 from .slurm.status import parse_status
 from .specs import ownership
 
@@ -31,12 +31,14 @@ class CheckResult:
 
     name: str
     display_name: str = ""
+    language: str = ""
     ok: bool = False
     start_seconds: float | None = None
     shutdown_seconds: float | None = None
     error: str = ""
     probe: dict[str, Any] = field(default_factory=dict)
     slurm: dict[str, Any] = field(default_factory=dict)
+    note: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
@@ -56,7 +58,10 @@ def _last_line(path: str) -> str:
 def verify(owner: dict[str, Any], probe: dict[str, Any]) -> str:
     """What is wrong with a running kernel's probe for the spec's claims, or ''."""
     prefix = owner.get("prefix", "")
-    if os.path.realpath(probe.get("prefix", "")) != os.path.realpath(prefix):
+    if str(probe.get("value")) != VALUE:
+        return f"the probe computed 6 * 7 = {probe.get('value')!r}"
+    # Only a Python probe can name its prefix; other languages are judged by the activation.
+    if "prefix" in probe and os.path.realpath(probe["prefix"]) != os.path.realpath(prefix):
         return f"kernel runs in {probe.get('prefix')}, not {prefix}"
     loaded = [m for m in probe.get("loaded", "").split(":") if m]
     missing = [m for m in owner.get("modules", []) if m not in loaded]
@@ -101,6 +106,27 @@ def _read(path: str) -> str:
         return ""
 
 
+def self_check(kc: Any, probe: str, owner: dict[str, Any], result: CheckResult,
+               timeout: float) -> None:
+    """Run the language's probe in a started kernel and judge what it printed."""
+    out: list[str] = []
+
+    def hook(msg):
+        if msg["msg_type"] == "stream":
+            out.append(msg["content"].get("text", ""))
+
+    reply = kc.execute_interactive(probe, timeout=timeout, output_hook=hook)
+    text = "".join(out)
+    fields = parse_probe(text) if reply["content"].get("status") == "ok" else None
+    if fields is None:
+        detail = text.strip() or reply["content"].get("evalue", "")
+        result.error = "the probe did not run: " + str(detail)[-200:]
+        return
+    result.probe = fields
+    result.error = verify(owner, fields) if owner else ""
+    result.ok = not result.error
+
+
 def check_kernel(name: str, kernels_dir: str, timeout: float = 60.0) -> CheckResult:
     """Start one kernel, run the probe, shut it down gracefully; never raises for the kernel."""
     from jupyter_client.kernelspec import KernelSpecManager
@@ -132,20 +158,18 @@ def check_kernel(name: str, kernels_dir: str, timeout: float = 60.0) -> CheckRes
             try:
                 kc.wait_for_ready(timeout=timeout)
                 result.start_seconds = round(time.perf_counter() - t0, 3)
-                out: list[str] = []
-
-                def hook(msg):
-                    if msg["msg_type"] == "stream":
-                        out.append(msg["content"].get("text", ""))
-
-                reply = kc.execute_interactive(PROBE, timeout=timeout, output_hook=hook)
-                text = "".join(out)
-                if reply["content"].get("status") != "ok" or "OZK-PROBE " not in text:
-                    result.error = "the probe did not run: " + text.strip()[-200:]
+                info = kc.kernel_info(reply=True, timeout=timeout)["content"]
+                result.language = str(info.get("language_info", {}).get("name", ""))
+                probe = probe_code(result.language or spec.language)
+                if spec.language and result.language.lower() != spec.language.lower():
+                    result.error = (f"kernel_info says language {result.language!r}, the spec "
+                                    f"says {spec.language!r}")
+                elif not probe:
+                    result.ok = True
+                    result.note = (f"no probe for language {result.language!r}: checked "
+                                   "kernel_info only")
                 else:
-                    result.probe = json.loads(text.split("OZK-PROBE ", 1)[1].splitlines()[0])
-                    result.error = verify(owner, result.probe) if owner else ""
-                    result.ok = not result.error
+                    self_check(kc, probe, owner, result, timeout)
             finally:
                 kc.stop_channels()
         except Exception as e:  # noqa: BLE001 - a kernel that will not start is a result

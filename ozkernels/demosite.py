@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import importlib.util
 import json
 import os
 import shutil
@@ -392,7 +393,8 @@ def _venv(python: Path | str, path: Path, env: Mapping[str, str], system: bool) 
 
 
 def _build_venvs(
-    b: _Builder, prefixes: Mapping[str, Path], pythons: Mapping[str, Path], hostile: bool
+    b: _Builder, prefixes: Mapping[str, Path], pythons: Mapping[str, Path], hostile: bool,
+    other_kernels: bool = False,
 ) -> dict[str, Path]:
     """Create the venvs (in parallel: each is a subprocess) and the broken things next to them."""
     vroot = b.home / "venvs"
@@ -419,6 +421,9 @@ def _build_venvs(
         "too-deep": (vroot / "nested" / "deep" / "too-deep", full, True, False),
         "broken": (vroot / "broken", full, True, False),
     }
+    if other_kernels:
+        # bash_kernel's spec goes into this venv (--sys-prefix), next to its Python kernel.
+        plan["tools"] = (vroot / "tools", full, True, True)
     if hostile:
         # Both names survive `python -m venv` on 3.11, so the nastiest one is kept as is.
         plan["hostile"] = (vroot / HOSTILE_NAME, full, True, False)
@@ -436,6 +441,10 @@ def _build_venvs(
         # the interpreter under test is itself a venv: link the packages under test instead.
         if ipk or (system and name == "host"):
             link_packages(b.site_packages(path))
+        if other_kernels and path == plan["tools"][0] and importlib.util.find_spec("bash_kernel"):
+            # As its README says: the venv's own Python installs the spec into the venv.
+            venv_python = str(path / "bin" / "python")
+            _run([venv_python, "-m", "bash_kernel.install", "--sys-prefix"], env=env)
 
     with ThreadPoolExecutor(max_workers=4) as pool:
         list(pool.map(make, plan.values()))
@@ -494,7 +503,7 @@ def _conda_env(b: _Builder, prefix: Path, ipykernel: bool) -> None:
     _write(meta / "history", "\n".join(lines) + "\n")
 
 
-def _build_conda(b: _Builder) -> dict[str, Path]:
+def _build_conda(b: _Builder, other_kernels: bool = False) -> dict[str, Path]:
     """Make ~/.conda (symlinked to project storage), envs dirs, environments.txt and .condarc."""
     user = b.root / "fred" / "oz000" / "user"
     real = user / ".conda"
@@ -520,12 +529,72 @@ def _build_conda(b: _Builder) -> dict[str, Path]:
     )
     _write(user / "conda-envs" / "notconda" / "README", "Not a conda env: no conda-meta/history.\n")
     (user / "conda-envs" / "notconda" / "conda-meta").mkdir()
+    irkernel = find_irkernel() if other_kernels else None
+    if irkernel:
+        envs["rstats"] = b.home / ".conda" / "envs" / "rstats"
+        _r_env(b, envs["rstats"], *irkernel)
     deleted = b.home / ".conda" / "envs" / "deleted-env"
     listed = [envs["astro"], deleted, envs["ml"], envs["conda-noipk"]]
     _write(real / "environments.txt", "".join(f"{p}\n" for p in listed))
     condarc = f"channels:\n  - conda-forge\nenvs_dirs:\n  - {user / 'conda-envs'}\n"
     _write(b.home / ".condarc", condarc)
     return envs
+
+
+# Where Debian's r-cran-irkernel (and a CRAN install) keep IRkernel's own kernelspec dir.
+IRKERNEL_SPEC_DIRS = (
+    "/usr/lib/R/site-library/IRkernel/kernelspec",
+    "/usr/local/lib/R/site-library/IRkernel/kernelspec",
+    "/usr/lib/R/library/IRkernel/kernelspec",
+)
+R_VERSION = "4.2.2"
+
+
+def find_irkernel() -> tuple[str, Path] | None:
+    """(R, IRkernel's kernelspec dir) when R and IRkernel are installed, else None."""
+    r = shutil.which("R")
+    spec_dir = next((Path(d) for d in IRKERNEL_SPEC_DIRS if os.path.isfile(f"{d}/kernel.json")),
+                    None)
+    return (os.path.realpath(r), spec_dir) if r and spec_dir else None
+
+
+def _r_env(b: _Builder, prefix: Path, r: str, spec_dir: Path) -> None:
+    """An R-only conda env laid out as conda-forge's r-base + r-irkernel make it (no Python).
+
+    Its bin/R is Debian's R: the env cannot hold a real conda R here, and the kernelspec runs
+    'R' relative, so only the activated PATH finds it.
+    """
+    meta = prefix / "conda-meta"
+    (prefix / "bin").mkdir(parents=True)
+    for tool in ("R", "Rscript"):
+        target = os.path.join(os.path.dirname(r), tool)
+        (prefix / "bin" / tool).symlink_to(target if os.path.exists(target) else r)
+    kernel_dir = prefix / "share" / "jupyter" / "kernels" / "ir"
+    kernel_dir.mkdir(parents=True)
+    for entry in sorted(spec_dir.iterdir()):
+        shutil.copyfile(entry, kernel_dir / entry.name)
+    # conda-forge's gdal (an R-spatial dependency) sets GDAL_DATA on activation.
+    _write(prefix / "etc" / "conda" / "activate.d" / "gdal-activate.sh",
+           'export GDAL_DATA="$CONDA_PREFIX/share/gdal"\n'
+           'export GDAL_DRIVER_PATH="$CONDA_PREFIX/lib/gdalplugins"\n')
+    r_build, irk_build = "hb8a6f6e_2", "r42hc72bb7e_1"
+    records = {
+        ("r-base", R_VERSION, r_build, "linux-64"): ["bin/R", "bin/Rscript"],
+        ("r-irkernel", "1.3.2", irk_build, "noarch"): [
+            f"share/jupyter/kernels/ir/{e.name}" for e in sorted(spec_dir.iterdir())],
+        ("gdal", "3.6.2", "h7cf6f7a_4", "linux-64"): ["etc/conda/activate.d/gdal-activate.sh"],
+    }
+    for (name, version, build, subdir), files in records.items():
+        _write(meta / f"{name}-{version}-{build}.json",
+               _conda_record(name, version, build, subdir, files))
+    lines = [
+        "==> 2026-11-02 09:30:00 <==",
+        f"# cmd: {b.root}/apps/software/conda/bin/mamba create -p {prefix} r-base=4.2 r-irkernel",
+        "# conda version: 24.9.2",
+        *(f"+conda-forge/{s}::{n}-{v}-{bd}" for (n, v, bd, s) in records),
+        '# update specs: ["r-base=4.2", "r-irkernel"]',
+    ]
+    _write(meta / "history", "\n".join(lines) + "\n")
 
 
 def _prepare_root(root: Path) -> None:
@@ -542,8 +611,13 @@ def _prepare_root(root: Path) -> None:
         raise RuntimeError(msg)
 
 
-def build_site(root: Path, *, lmod: bool = True, hostile: bool = True) -> Site:
-    """Build the site under root (a fresh or previously built dir) and describe it."""
+def build_site(root: Path, *, lmod: bool = True, hostile: bool = True,
+               other_kernels: bool = True) -> Site:
+    """Build the site under root (a fresh or previously built dir) and describe it.
+
+    other_kernels adds an R-only conda env with IRkernel (when R and IRkernel are installed)
+    and a venv with bash_kernel's spec (when bash_kernel is importable).
+    """
     lmod_cmd, patchelf = find_lmod(), shutil.which("patchelf")
     if lmod and not (lmod_cmd and patchelf):
         missing = [n for n, ok in (("lmod", lmod_cmd), ("patchelf", patchelf)) if not ok]
@@ -559,8 +633,8 @@ def build_site(root: Path, *, lmod: bool = True, hostile: bool = True) -> Site:
     pythons: dict[str, Path] = {}
     if lmod:
         prefixes, pythons = _build_modules(b)
-    venvs = _build_venvs(b, prefixes, pythons, hostile)
-    conda_envs = _build_conda(b)
+    venvs = _build_venvs(b, prefixes, pythons, hostile, other_kernels)
+    conda_envs = _build_conda(b, other_kernels)
     _write(root / MARKER, "Built by ozkernels.demosite; build_site() may wipe this dir.\n")
     return Site(
         root=root,

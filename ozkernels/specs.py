@@ -10,7 +10,7 @@ import unicodedata
 from typing import Any
 
 from . import kernel_files
-from .environment import Environment
+from .environment import Environment, WrappedSpec
 from .errors import SpecError
 from .kernel_files import ACTIVATIONS, LAUNCHER_NAME
 
@@ -41,20 +41,23 @@ def prefix_hash(prefix: str) -> str:
     return hashlib.sha256(os.fsencode(prefix)).hexdigest()[:6]
 
 
-def base_kernel_name(env: Environment, site: bool = False) -> str:
-    """The preferred kernel name: kind and a slug of the env name, site ones prefixed."""
+def base_kernel_name(env: Environment, site: bool = False, wraps: str = "") -> str:
+    """The preferred kernel name: kind and a slug of the env name (and of a wrapped spec's)."""
     body = slug(env.name.replace("/", "-")) or prefix_hash(env.prefix)
-    return f"{SITE_PREFIX if site else ''}{env.kind}-{body}"
+    tail = f"-{slug(wraps) or prefix_hash(wraps)}" if wraps else ""
+    return f"{SITE_PREFIX if site else ''}{env.kind}-{body}{tail}"
 
 
-def choose_kernel_name(env: Environment, taken: set[str], site: bool = False) -> str:
+def choose_kernel_name(env: Environment, taken: set[str], site: bool = False,
+                       wraps: str = "") -> str:
     """The base name when free, else one made unique by the prefix's hash."""
-    name = base_kernel_name(env, site)
+    base = base_kernel_name(env, site, wraps)
+    name = base
     if name in taken:
-        name = f"{name}-{prefix_hash(env.prefix)}"
+        name = f"{base}-{prefix_hash(env.prefix + wraps)}"
         n = 2
         while name in taken:
-            name = f"{base_kernel_name(env, site)}-{prefix_hash(env.prefix)}-{n}"
+            name = f"{base}-{prefix_hash(env.prefix + wraps)}-{n}"
             n += 1
     return name
 
@@ -92,14 +95,20 @@ def kernel_file(kernel_dir: str, filename: str) -> str:
 
 
 def launcher_argv(env: Environment, launcher: str, kernel_name: str, lmod_cmd: str = "",
-                  modulepath: str = "", activation: str = "") -> list[str]:
-    """kernel.json argv: the launcher with every value as a separate, encoded word."""
+                  modulepath: str = "", activation: str = "", command: list[str] | None = None,
+                  keep_env: list[str] | None = None) -> list[str]:
+    """kernel.json argv: the launcher with every value as a separate, encoded word.
+
+    With `command` (a wrapped kernelspec's argv, left for jupyter_client to fill in) the
+    launcher execs it instead of ipykernel.
+    """
     # The launcher's --kind is how it activates (kernel_files.ACTIVATIONS), not the env's kind.
     style = activation or env.kind
     if style not in ACTIVATIONS:
         msg = f"{env.kind} env {env.prefix}: activation {style!r} is not one of {list(ACTIVATIONS)}"
         raise SpecError(msg)
-    options = [("--kind", style), ("--prefix", env.prefix), ("--python", env.python),
+    options = [("--kind", style), ("--prefix", env.prefix),
+               *([("--python", env.python)] if env.python else []),
                ("--name", env.name), *(("--module", m) for m in env.modules)]
     if env.modules and lmod_cmd:
         options.append(("--lmod-cmd", lmod_cmd))
@@ -109,6 +118,11 @@ def launcher_argv(env: Environment, launcher: str, kernel_name: str, lmod_cmd: s
     argv = [launcher]
     for option, value in options:
         argv += [option, argv_value(value)]
+    if command is not None:
+        argv.append("--exec")
+        for name in keep_env or ():
+            argv += ["--keep-env", name]
+        return [*argv, "--", *command]
     return [*argv, "--", "-f", "{connection_file}"]
 
 
@@ -167,3 +181,64 @@ def ownership(spec: Any) -> dict[str, Any] | None:
     if isinstance(owned, dict) and isinstance(owned.get("prefix"), str):
         return owned
     return None
+
+
+def wrapped_display_name(env: Environment, ws: WrappedSpec, template: str) -> str:
+    """A wrapped kernel's display name, e.g. 'R 4.2 (conda: rstats)', from a template."""
+    fields = {
+        "display_name": ws.display_name, "language": ws.language,
+        "language_version": ws.language_version, "kernelspec": ws.name, "kind": env.kind,
+        "name": env.name, "prefix": env.prefix, "modules": " ".join(env.modules),
+    }
+    try:
+        text = template.format(**fields)
+    except (KeyError, IndexError, ValueError):
+        text = "{display_name} {language_version} ({kind}: {name})".format(**fields)
+    # An empty field ('Bash  (venv: tools)') must not leave a gap.
+    return " ".join(text.split())
+
+
+def wrapped_command(ws: WrappedSpec) -> list[str]:
+    """The wrapped spec's argv, its {resource_dir} pointing at the env's own spec dir."""
+    # jupyter_client would put the wrapping kernel's dir there, which lacks the spec's files.
+    return [a.replace("{resource_dir}", ws.resource_dir) for a in ws.spec["argv"]]
+
+
+def build_wrapped_spec(env: Environment, ws: WrappedSpec, *, kernel_name: str, launcher: str,
+                       display: str, lmod_cmd: str = "", modulepath: str = "",
+                       site: bool = False, files: dict[str, bytes] | None = None,
+                       activation: str = "") -> dict[str, Any]:
+    """The kernel.json dict that runs a kernelspec the env ships, inside the activated env."""
+    wrapped = ws.spec
+    env_vars = wrapped.get("env") or {}
+    # PATH stays the activation's (the env's bin first); the spec's own PATH is the base it
+    # extends, as jupyter_client sets it before the launcher runs.
+    keep = [name for name in sorted(env_vars) if name != "PATH"]
+    # Only KernelSpec's own fields: jupyter_client warns about any other key (bash_kernel's
+    # 'codemirror_mode'), in every client that lists the kernel.
+    spec: dict[str, Any] = {"env": dict(env_vars)} if env_vars else {}
+    argv = launcher_argv(env, launcher, kernel_name, lmod_cmd, modulepath, activation,
+                         command=wrapped_command(ws), keep_env=keep)
+    spec.update(
+        argv=argv,
+        display_name=display,
+        language=wrapped.get("language", ""),
+        interrupt_mode=wrapped.get("interrupt_mode", "signal"),
+    )
+    metadata = dict(wrapped.get("metadata") or {})
+    metadata["ozkernels"] = {
+        "spec_version": SPEC_VERSION,
+        "kind": env.kind,
+        "activation": argv[2],
+        "prefix": env.prefix,
+        "python": env.python,
+        "env_name": env.name,
+        "modules": list(env.modules),
+        "site": site,
+        "variant": "",
+        "wraps": ws.name,
+        "wrapped_dir": ws.resource_dir,
+        "files": sorted(files or {}),
+    }
+    spec["metadata"] = metadata
+    return seal(spec, files or {})

@@ -12,18 +12,21 @@ from traitlets import Bool, Float, List, Type, Unicode
 from traitlets.config import LoggingConfigurable
 
 from . import fixes
-from .environment import Environment
+from .environment import Environment, WrappedSpec
+from .kernelspecs import resource_bytes, spec_gone
 from .logos import ipykernel_spec_dir, kernel_logos
 from .sources import Context, Source
 from .specs import (
     DEFAULT_DISPLAY,
     LAUNCHER_NAME,
     build_spec,
+    build_wrapped_spec,
     choose_kernel_name,
     display_name,
     kernel_file,
     launcher_files,
     prefix_hash,
+    wrapped_display_name,
 )
 from .store import KernelStore, SpecFile
 from .variants import VariantProvider, VariantRequest, Wanted
@@ -34,6 +37,7 @@ NO_IPYKERNEL = "no ipykernel"
 BROKEN = "broken"
 NO_KERNEL = "no kernel"
 SITE_KERNEL = "site kernel"
+NO_PYTHON_KERNEL = "no python kernel"
 UNTRACKED = "not found"
 
 
@@ -53,7 +57,8 @@ class Action:
         owner = (self.spec or {}).get("metadata", {}).get("ozkernels", {})
         return {"action": self.op, "kernel": self.name, "reason": self.reason,
                 "kind": self.env.kind if self.env else owner.get("kind", ""),
-                "prefix": self.env.prefix if self.env else owner.get("prefix", "")}
+                "prefix": self.env.prefix if self.env else owner.get("prefix", ""),
+                "wraps": owner.get("wraps", "")}
 
 
 @dataclass
@@ -68,12 +73,14 @@ class Row:
     display_name: str = ""
     variants: list[dict[str, str]] = field(default_factory=list)
     where: str = ""
+    kernels: list[dict[str, Any]] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
         data = self.env.to_dict()
         data.update(kernel=self.kernel, status=self.status, detail=self.detail, fix=self.fix,
-                    display_name=self.display_name, variant_kernels=self.variants)
+                    display_name=self.display_name, variant_kernels=self.variants,
+                    other_kernels=self.kernels)
         return data
 
 
@@ -117,8 +124,9 @@ class Plan:
                 "notes": self.notes + (notes or [])}
 
 
-def _key(owner: dict[str, Any]) -> tuple[str, str, str]:
-    return owner.get("kind", ""), owner.get("prefix", ""), owner.get("variant", "")
+def _key(owner: dict[str, Any]) -> tuple[str, str, str, str]:
+    return (owner.get("kind", ""), owner.get("prefix", ""), owner.get("wraps", ""),
+            owner.get("variant", ""))
 
 
 class Syncer(LoggingConfigurable):
@@ -129,6 +137,12 @@ class Syncer(LoggingConfigurable):
         help="Kernel display name; fields {version} (3.11) {full_version} (3.11.7 when known) "
         "{kind} {name} {prefix} {modules} {extra_modules} (those besides the interpreter's) "
         "{plus_modules} (' + astro-tools/1.0' for each).",
+    ).tag(config=True)
+    wrapped_display_template = Unicode(
+        "{display_name} {language_version} ({kind}: {name})",
+        help="Display name of a kernel wrapping a kernelspec the env ships (IRkernel, "
+        "bash_kernel); fields {display_name} (the spec's own) {language} {language_version} "
+        "{kernelspec} {kind} {name} {prefix} {modules}.",
     ).tag(config=True)
     module_kernels = Bool(
         False, help="Also write user kernels for module Pythons themselves (site syncs always do)."
@@ -147,6 +161,10 @@ class Syncer(LoggingConfigurable):
         """Whether env should have a kernel in this sync."""
         return env.kernel_capable and (not source.shared or self.module_kernels or site)
 
+    def wanted_wrapped(self, env: Environment, source: Source, site: bool) -> bool:
+        """Whether env's own kernelspecs should get kernels in this sync."""
+        return not env.broken and (not source.shared or self.module_kernels or site)
+
     def plan(self, envs: list[Environment], store: KernelStore, context: Context,
              kinds: Mapping[str, Source], *, others: list[SpecFile] | None = None) -> Plan:
         """Decide every action without writing anything; `kinds` knows each env's kind."""
@@ -159,23 +177,26 @@ class Syncer(LoggingConfigurable):
         if index.skipped:
             plan.notes.append(index.skipped)
         existing = store.scan()
-        owned: dict[tuple[str, str, str], SpecFile] = {}
+        owned: dict[tuple[str, str, str, str], SpecFile] = {}
         for found in existing.values():
             if found.owner:
                 owned.setdefault(_key(found.owner), found)
         taken = set(existing) | {o.name.lower() for o in others or []}
         covered = {} if site else {
-            o.owner["prefix"]: o.name for o in others or [] if o.owner and o.owner.get("site")
+            (o.owner["prefix"], o.owner.get("wraps", "")): o.name
+            for o in others or [] if o.owner and o.owner.get("site") and not o.owner.get("variant")
         }
         launcher = launcher_files()
         for env in envs:
             source = source_for(env.kind)
-            sf: SpecFile | None = owned.pop((env.kind, env.prefix, ""), None)
+            sf: SpecFile | None = owned.pop((env.kind, env.prefix, "", ""), None)
             row = Row(env=env, kernel=sf.name if sf else "", fix=env.fix,
                       where=source.location(env))
             plan.rows.append(row)
-            if env.prefix in covered and not sf:
-                row.kernel, row.status = covered[env.prefix], SITE_KERNEL
+            for ws in env.kernelspecs:
+                self._plan_wrapped(plan, row, ws, source, store, context, owned, taken, covered)
+            if (env.prefix, "") in covered and not sf:
+                row.kernel, row.status = covered[env.prefix, ""], SITE_KERNEL
                 row.detail = "a site-wide kernel covers this environment"
                 continue
             if not self.wanted(env, source, site):
@@ -192,23 +213,17 @@ class Syncer(LoggingConfigurable):
             )
             row.kernel, row.display_name = name, spec["display_name"]
             row.status = self._want(plan, env, name, Wanted("", spec, files), sf, site)
-            base = Wanted("", spec, files, name)
-            for provider in self.providers:
-                for request in provider.requests(env):
-                    vsf = owned.pop((env.kind, env.prefix, request.variant), None)
-                    vname = vsf.name if vsf else self._variant_name(env, name, request, taken)
-                    taken.add(vname.lower())
-                    extra = provider.build(request, env, base,
-                                           os.path.join(os.path.abspath(store.path), vname))
-                    row.variants.append({"kernel": vname, "variant": extra.variant,
-                                         "display_name": extra.spec["display_name"]})
-                    if self._want(plan, env, vname, extra, vsf, site) != UP_TO_DATE:
-                        row.status = NEEDS_SYNC
+            if not self._plan_variants(plan, env, Wanted("", spec, files, name), "", store,
+                                       owned, taken, row.variants):
+                row.status = NEEDS_SYNC
         seen = {(e.kind, e.prefix) for e in envs}
         broken = {(e.kind, e.prefix): e.problem for e in envs if e.broken}
         for sf in owned.values():
-            kind, prefix, variant = _key(sf.owner or {})
+            kind, prefix, wraps, variant = _key(sf.owner or {})
             why = source_for(kind).gone(sf.owner or {}, context)
+            wrapped_dir = (sf.owner or {}).get("wrapped_dir", "")
+            if not why and wraps and wrapped_dir and spec_gone(wrapped_dir):
+                why = f"kernelspec {wraps!r} is no longer in {prefix}"
             if not why and (kind, prefix) in broken:
                 plan.actions.append(Action("keep", sf.name, None, sf.spec,
                                            "broken: " + broken[kind, prefix]))
@@ -231,6 +246,67 @@ class Syncer(LoggingConfigurable):
     def providers(self) -> list[VariantProvider]:
         """The configured variant providers, configured from the same config."""
         return [cls(parent=self) for cls in self.variant_providers]
+
+    def _plan_variants(self, plan: Plan, env: Environment, base: Wanted, wraps: str,
+                       store: KernelStore, owned: dict[tuple[str, str, str, str], SpecFile],
+                       taken: set[str], listed: list[dict[str, str]]) -> bool:
+        """Plan every provider's variants of one kernel; whether all are up to date."""
+        current = True
+        for provider in self.providers:
+            for request in provider.requests(env):
+                vsf = owned.pop((env.kind, env.prefix, wraps, request.variant), None)
+                vname = vsf.name if vsf else self._variant_name(env, base.name, request, taken)
+                taken.add(vname.lower())
+                extra = provider.build(request, env, base,
+                                       os.path.join(os.path.abspath(store.path), vname))
+                listed.append({"kernel": vname, "variant": extra.variant,
+                               "display_name": extra.spec["display_name"]})
+                if self._want(plan, env, vname, extra, vsf, store.site) != UP_TO_DATE:
+                    current = False
+        return current
+
+    def _plan_wrapped(self, plan: Plan, row: Row, ws: WrappedSpec, source: Source,
+                      store: KernelStore, context: Context,
+                      owned: dict[tuple[str, str, str, str], SpecFile], taken: set[str],
+                      covered: dict[tuple[str, str], str]) -> None:
+        """Plan the kernel (and its variants) for one kernelspec the environment ships."""
+        env, site, index = row.env, store.site, context.modules
+        sf = owned.pop((env.kind, env.prefix, ws.name, ""), None)
+        entry: dict[str, Any] = {"kernel": sf.name if sf else "", "wraps": ws.name,
+                                 "language": ws.language, "display_name": "", "status": "",
+                                 "detail": "", "resource_dir": ws.resource_dir,
+                                 "variant_kernels": []}
+        row.kernels.append(entry)
+        if (env.prefix, ws.name) in covered and not sf:
+            entry.update(kernel=covered[env.prefix, ws.name], status=SITE_KERNEL,
+                         detail="a site-wide kernel covers this kernelspec")
+            return
+        problem = ws.problem or env.problem
+        if problem:
+            entry.update(status=BROKEN, detail=problem)
+            if sf:
+                plan.actions.append(Action("keep", sf.name, env, sf.spec, "broken: " + problem))
+            return
+        if not self.wanted_wrapped(env, source, site):
+            entry.update(status=NO_KERNEL, kernel="",
+                         detail="modules get kernels from a site sync or with module_kernels")
+            if sf:
+                plan.actions.append(Action("remove", sf.name, env, sf.spec, entry["detail"]))
+            return
+        name = sf.name if sf else choose_kernel_name(env, taken, site, ws.name)
+        taken.add(name)
+        files = {**launcher_files(), **resource_bytes(ws)}
+        spec = build_wrapped_spec(
+            env, ws, kernel_name=name, site=site, files=files, activation=source.activation,
+            launcher=kernel_file(os.path.join(store.path, name), LAUNCHER_NAME),
+            display=wrapped_display_name(env, ws, self.wrapped_display_template),
+            lmod_cmd=index.lmod_cmd, modulepath=index.modulepath,
+        )
+        entry.update(kernel=name, display_name=spec["display_name"])
+        entry["status"] = self._want(plan, env, name, Wanted("", spec, files), sf, site)
+        if not self._plan_variants(plan, env, Wanted("", spec, files, name), ws.name, store,
+                                   owned, taken, entry["variant_kernels"]):
+            entry["status"] = NEEDS_SYNC
 
     @staticmethod
     def _variant_name(env: Environment, name: str, request: VariantRequest,
@@ -262,7 +338,12 @@ class Syncer(LoggingConfigurable):
             if sf:
                 plan.actions.append(Action("keep", sf.name, env, sf.spec, "broken: " + env.problem))
             return
-        if not env.has_ipykernel:
+        if not env.has_ipykernel and env.kernelspecs:
+            # An R-only env is not broken: its own kernels are its point.
+            row.status = NO_PYTHON_KERNEL
+            row.detail = ("no Python in this environment" if not env.python else
+                          "ipykernel is not installed") + "; its other kernels are listed with it"
+        elif not env.has_ipykernel:
             row.status = NO_IPYKERNEL
             row.detail = "ipykernel is not installed in this environment"
             if read_only:

@@ -106,7 +106,7 @@ def own_site(tmp_path: object) -> Site:
     """A private site for tests that change it (it builds in about half a second)."""
     from pathlib import Path
 
-    return build_site(Path(str(tmp_path)) / "site", lmod=True, hostile=False)
+    return build_site(Path(str(tmp_path)) / "site", lmod=True, hostile=False, other_kernels=False)
 
 
 # Generated-input tests: no example database left in the checkout, no per-example deadline on

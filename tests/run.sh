@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 # PYTHON: the interpreter to test with (any venv's python, activated or not). Unset: python3,
 # or, when python3 is externally managed (PEP 668, Debian 12 / Ubuntu 24.04), a venv made from it
 # in .venv (reused by the next run).
-APT_PACKAGES=(lmod patchelf chromium strace slurmctld slurmd slurm-client munge python3-venv)
+APT_PACKAGES=(lmod patchelf chromium strace slurmctld slurmd slurm-client munge python3-venv r-base-core r-cran-irkernel)
 export DEBIAN_FRONTEND=noninteractive PIP_DISABLE_PIP_VERSION_CHECK=1
 
 step() { printf '\n==> %s\n' "$*"; }

@@ -71,7 +71,7 @@ def test_conda_envs_once_through_symlinked_home(run_ozk, site):
     assert (site.home / ".conda").is_symlink()
     envs, _ = environments(run_ozk)
     conda = {n: e for (k, n), e in envs.items() if k == "conda"}
-    assert set(conda) == {"astro", "ml tools", "no-kernel"}
+    assert set(conda) == {"astro", "ml tools", "no-kernel", "rstats"}
     astro = conda["astro"]
     assert astro["prefix"] == os.path.realpath(site.conda_envs["astro"])
     assert astro["has_ipykernel"] is True and astro["modules"] == []

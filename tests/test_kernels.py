@@ -166,6 +166,14 @@ def test_check_command_passes_every_kernel(run_ozk, site_env):
     results = data["results"]
     assert len(results) >= 7 and all(r["ok"] for r in results), results
     assert all(0 < r["start_seconds"] < 30 for r in results)
+    # Each kernel is probed in its own language: R and bash report their activation too.
+    by_name = {r["name"]: r for r in results}
+    r_kernel, bash = by_name["conda-rstats-ir"], by_name["venv-tools-bash"]
+    assert r_kernel["language"] == "R" and r_kernel["probe"]["value"] == "42"
+    assert r_kernel["probe"]["conda_prefix"].endswith("/.conda/envs/rstats")
+    assert bash["language"] == "bash" and bash["probe"]["virtual_env"].endswith("/venvs/tools")
+    assert bash["probe"]["loaded"].split(":") == MODULES
+    assert by_name["venv-analysis"]["language"] == "python"
     proc = run_ozk("check", "venv-analysis")
     assert "pass" in proc.stdout and "venv-analysis" in proc.stdout
 

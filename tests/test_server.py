@@ -137,7 +137,8 @@ async def test_environments_match_the_cli(jp_fetch: Any, jp_data_dir: Path, site
 
     rows = {(r["kind"], r["prefix"]): r for r in data["environments"]}
     expected = {("venv", os.path.realpath(site.venvs[k])) for k in
-                ("analysis", "bare-ipk", "noipk", "plain", "broken", "hostile", "unicode")}
+                ("analysis", "bare-ipk", "noipk", "plain", "broken", "hostile", "unicode",
+                 "tools")}
     expected |= {("conda", os.path.realpath(p)) for p in site.conda_envs.values()}
     expected |= {("module", os.path.realpath(site.modules[m])) for m in (PY, f"{PY}-bare")}
     assert set(rows) == expected
@@ -149,6 +150,12 @@ async def test_environments_match_the_cli(jp_fetch: Any, jp_data_dir: Path, site
     assert broken["status"] == "broken" and "pyvenv.cfg" in broken["detail"] and broken["fix"]
     noipk = rows["venv", os.path.realpath(site.venvs["noipk"])]
     assert noipk["status"] == "no ipykernel" and "pip install ipykernel" in noipk["fix"]
+    # Each env's other kernels, with their status, as in `ozkernels list`.
+    rstats = rows["conda", os.path.realpath(site.conda_envs["rstats"])]
+    assert rstats["status"] == "no python kernel"
+    assert [(k["kernel"], k["language"], k["status"]) for k in rstats["other_kernels"]] == [
+        ("conda-rstats-ir", "R", "needs sync")]
+    assert rstats["other_kernels"][0]["display_name"] == "R 4.2 (conda: rstats)"
 
 
 async def test_sync_writes_kernels_jupyter_serves(jp_fetch: Any, jp_kernel_dir: Path) -> None:

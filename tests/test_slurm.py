@@ -312,10 +312,11 @@ def test_check_reports_job_and_queue_wait(setup: Setup) -> None:
     text = subprocess.run(cmd, env=setup.env, capture_output=True, text=True, timeout=120,
                           check=True).stdout
     head, row, plain = (line.split() for line in text.splitlines())
-    assert head == ["KERNEL", "RESULT", "START", "SLURM", "JOB", "QUEUE", "WAIT", "ERROR"]
-    assert row[:2] == [setup.name("cpu1"), "pass"] and row[3].isdigit()
-    assert row[4:6] == ["on", "localhost"] and row[6].endswith("s") and row[7] == "-"
-    assert plain[:2] == [BASE, "pass"] and plain[3:] == ["-", "-", "-"]
+    assert head == ["KERNEL", "LANGUAGE", "RESULT", "START", "SLURM", "JOB", "QUEUE", "WAIT",
+                    "ERROR"]
+    assert row[:3] == [setup.name("cpu1"), "python", "pass"] and row[4].isdigit()
+    assert row[5:7] == ["on", "localhost"] and row[7].endswith("s") and row[8] == "-"
+    assert plain[:3] == [BASE, "python", "pass"] and plain[4:] == ["-", "-", "-"]
 
 
 def test_check_reports_queue_timeout(setup: Setup) -> None:

@@ -1,5 +1,6 @@
 #!/bin/bash -p
-# ozkernels kernel launcher: load Lmod modules, activate a venv or conda env, exec ipykernel.
+# ozkernels kernel launcher: load Lmod modules, activate a venv or conda env, exec the kernel
+# (ipykernel, or with --exec the argv of a kernelspec the env ships: IRkernel, bash_kernel, ...).
 #
 # -p (privileged mode) keeps the server's environment from reprogramming this script: BASH_ENV
 # is not sourced (no start-up cost either), exported functions are not imported (they stay in
@@ -8,9 +9,12 @@
 # ozkernels copies this file into every kernel dir as "ozkernels-launch"; kernel.json runs:
 #   ozkernels-launch --kind venv|conda|module --prefix PREFIX --python PYTHON [--name NAME]
 #                    [--module MOD]... [--lmod-cmd PATH] [--modulepath STR] [--kernel NAME]
-#                    -- ARG...
+#                    [--exec [--keep-env VAR]...] -- ARG...
 # with every option value percent-encoded ('%' as %25, '{' as %7B), and the ARGs go verbatim to
-# "PYTHON -m ipykernel_launcher".
+# "PYTHON -m ipykernel_launcher"; with --exec they are the command itself, its ARG[0] looked up
+# on the activated PATH (IRkernel's "R"), and each --keep-env VAR (the wrapped spec's "env",
+# which jupyter_client set) is restored after activation, so it wins as it would for the spec
+# started on its own.
 #
 # Every problem prints one line "ozkernels: kernel 'NAME': ..." on stderr and exits non-zero,
 # because Jupyter only shows (or logs) what a dying kernel printed.  Names and paths are data:
@@ -515,13 +519,21 @@ for ((_ozk_i = 1; _ozk_i < $#; _ozk_i++)); do
 done
 
 _ozk_kind="" _ozk_prefix="" _ozk_python="" _ozk_name="" _ozk_lmod_arg="" _ozk_modulepath=""
-_ozk_modules=()
+_ozk_modules=() _ozk_exec=0 _ozk_keep=()
 _ozk_usage="usage: ozkernels-launch --kind venv|conda|module --prefix PREFIX --python PYTHON"
 _ozk_usage+=" [--name NAME] [--module MOD]... [--lmod-cmd PATH] [--modulepath STR]"
-_ozk_usage+=" [--kernel NAME] -- ARG...; re-create the kernel with 'ozkernels sync'"
+_ozk_usage+=" [--kernel NAME] [--exec [--keep-env VAR]...] -- ARG...; re-create the kernel with"
+_ozk_usage+=" 'ozkernels sync'"
 while (($#)); do
     case $1 in
         --) shift; break ;;
+        --exec) _ozk_exec=1; shift ;;
+        --keep-env)
+            (($# >= 2)) || _ozk_die "option $1 needs a value; $_ozk_usage" 2
+            [[ $2 =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || _ozk_die "--keep-env '$2' is not a variable name; $_ozk_usage" 2
+            _ozk_keep+=("$2")
+            shift 2
+            ;;
         --kind | --prefix | --python | --name | --module | --lmod-cmd | --modulepath | --kernel)
             (($# >= 2)) || _ozk_die "option $1 needs a value; $_ozk_usage" 2
             # Values come percent-encoded ('%' and '{'): jupyter_client rewrites any {word}.
@@ -547,7 +559,17 @@ case $_ozk_kind in
     *) _ozk_die "--kind must be venv, conda or module (got '$_ozk_kind'); $_ozk_usage" 2 ;;
 esac
 [[ -n $_ozk_prefix ]] || _ozk_die "--prefix is missing; $_ozk_usage" 2
-[[ -n $_ozk_python ]] || _ozk_die "--python is missing; $_ozk_usage" 2
+((_ozk_exec)) || [[ -n $_ozk_python ]] || _ozk_die "--python is missing; $_ozk_usage" 2
+((!_ozk_exec || $#)) || _ozk_die "--exec needs the kernel's command after --; $_ozk_usage" 2
+
+# The wrapped spec's env values, as jupyter_client set them, before anything below changes them.
+_ozk_keep_set=() _ozk_keep_val=()
+for _ozk_v in "${_ozk_keep[@]}"; do
+    if [[ -n ${!_ozk_v+set} ]]; then
+        _ozk_keep_set+=("$_ozk_v")
+        _ozk_keep_val+=("${!_ozk_v}")
+    fi
+done
 
 # ---------------------------------------------------------------- 1. clear the server's env
 # The Jupyter server may itself run inside a venv or conda env; none of that may leak in.
@@ -565,7 +587,7 @@ unset PYTHONPATH PYTHONHOME VIRTUAL_ENV VIRTUAL_ENV_PROMPT _CE_CONDA _CE_M
 if [[ ! -d $_ozk_prefix ]]; then
     _ozk_die "environment prefix '$_ozk_prefix' no longer exists; run 'ozkernels sync' to remove this kernel"
 fi
-if [[ ! -f $_ozk_python || ! -x $_ozk_python ]]; then
+if ((!_ozk_exec)) && [[ ! -f $_ozk_python || ! -x $_ozk_python ]]; then
     _ozk_die "interpreter '$_ozk_python' is missing or not executable; the environment is broken: repair it, or run 'ozkernels sync' to remove this kernel"
 fi
 
@@ -597,8 +619,14 @@ case $_ozk_kind in
         if [[ -e ${_ozk_vars[0]} || -f $_ozk_prefix/conda-meta/state ]]; then
             if ! _ozk_vars_apply; then
                 _ozk_vars_begin
-                _ozk_code=$("$_ozk_python" -I -S -c "$_ozk_env_vars_py" "$_ozk_prefix" 2>"${_ozk_memo_errf:-/dev/stderr}") ||
-                    _ozk_die "could not read the conda env vars of '$_ozk_prefix' with '$_ozk_python'; check $_ozk_prefix/conda-meta/state and etc/conda/env_vars.d"
+                # An R-only env has no Python of its own: any python3 reads the JSON as well.
+                _ozk_json_py=$_ozk_python
+                if [[ -z $_ozk_json_py || ! -f $_ozk_json_py || ! -x $_ozk_json_py ]]; then
+                    _ozk_json_py=$(type -P python3 || type -P python) ||
+                        _ozk_die "'$_ozk_prefix' has conda env vars (conda-meta/state or etc/conda/env_vars.d) but no Python reads them: put a python3 on the server's PATH"
+                fi
+                _ozk_code=$("$_ozk_json_py" -I -S -c "$_ozk_env_vars_py" "$_ozk_prefix" 2>"${_ozk_memo_errf:-/dev/stderr}") ||
+                    _ozk_die "could not read the conda env vars of '$_ozk_prefix' with '$_ozk_json_py'; check $_ozk_prefix/conda-meta/state and etc/conda/env_vars.d"
                 _ozk_vars_end
             fi
             eval "$_ozk_code"
@@ -622,5 +650,16 @@ esac
 # This start works: an earlier failure is no longer the kernel's state (one stat when none).
 if [[ -e $_ozk_failures/$_ozk_kernel && $_ozk_kernel != */* ]]; then
     rm -f -- "$_ozk_failures/$_ozk_kernel" 2>/dev/null
+fi
+if ((_ozk_exec)); then
+    for _ozk_i in "${!_ozk_keep_set[@]}"; do
+        export "${_ozk_keep_set[_ozk_i]}=${_ozk_keep_val[_ozk_i]}"
+    done
+    if [[ $1 == */* ]]; then
+        [[ -f $1 && -x $1 ]] || _ozk_die "kernel command '$1' is missing or not executable; was the kernel uninstalled from '$_ozk_prefix'? Reinstall it, or run 'ozkernels sync' to remove this kernel"
+    elif ! type -P -- "$1" >/dev/null; then
+        _ozk_die "kernel command '$1' is not on the activated PATH ($PATH); was it uninstalled from '$_ozk_prefix'? Reinstall it, or run 'ozkernels sync' to remove this kernel"
+    fi
+    exec "$@"
 fi
 exec "$_ozk_python" -m ipykernel_launcher "$@"

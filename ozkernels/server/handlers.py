@@ -44,7 +44,8 @@ def kernel_model(action: Action, kernels_dir: str,
     return {"name": action.name, "display_name": spec.get("display_name", ""),
             "kind": owner.get("kind", ""), "prefix": owner.get("prefix", ""),
             "environment": owner.get("env_name", ""), "modules": owner.get("modules", []),
-            "variant": owner.get("variant", ""), "status": status, "reason": action.reason,
+            "variant": owner.get("variant", ""), "wraps": owner.get("wraps", ""),
+            "language": spec.get("language", ""), "status": status, "reason": action.reason,
             "on_disk": action.op != "add",
             "resource_dir": os.path.join(kernels_dir, action.name),
             "last_start_failure": failed.to_dict() if failed else None,
@@ -74,9 +75,12 @@ def page_context(plan: Plan, inventory: Inventory) -> dict[str, Any]:
         "notes": plan.notes,
         "kernels_dir": shorten(plan.kernels_dir),
         "counts": {"environments": len(rows),
-                   "kernels": sum(bool(r["kernel"]) + len(r["variant_kernels"]) for r in rows),
+                   "kernels": sum(bool(r["kernel"]) + len(r["variant_kernels"]) + sum(
+                       bool(k["kernel"]) + len(k["variant_kernels"]) for k in r["other_kernels"])
+                       for r in rows),
                    "problems": sum(r["problem"] for r in rows),
-                   "stale": sum(r["status"] == NEEDS_SYNC for r in rows)},
+                   "stale": sum(r["status"] == NEEDS_SYNC for r in rows) + sum(
+                       k["status"] == NEEDS_SYNC for r in rows for k in r["other_kernels"])},
         "sync": status,
         "last_sync_time": time.strftime("%H:%M:%S", time.localtime(last.finished)) if last
         else "",

@@ -13,6 +13,7 @@ from traitlets import List, Unicode
 
 from .. import fixes
 from ..environment import Environment
+from ..kernelspecs import conda_versions, find_kernelspecs, spec_watch_paths
 from ..layout import has_ipykernel, read_small, version_from_lib, version_from_python_link
 from . import Context, Source
 
@@ -180,12 +181,16 @@ class CondaSource(Source):
         python = os.path.join(real, "bin", "python")
         base = (self.conda_module,) if self.conda_module else ()
         modules = context.recorded_modules(real, base)
+        specs = find_kernelspecs(real, conda_versions(real))
         common: dict[str, Any] = {"kind": self.kind, "prefix": real, "name": name, "path": path,
                                   "python": python, "modules": modules, "origin": "conda",
-                                  "extra_modules": tuple(m for m in modules if m not in base)}
+                                  "extra_modules": tuple(m for m in modules if m not in base),
+                                  "kernelspecs": specs, "watch": spec_watch_paths(real, specs)}
         version = version_from_python_link(python)
         if not version:
             if not os.path.exists(python):
+                # An R-only (or Julia-only) env is valid: it has no Python kernel, only its own.
+                common["python"] = ""
                 return Environment(fix=fixes.conda_ipykernel(real, self.conda_module,
                                                              python=False), **common)
             version = version_from_lib(real)

@@ -10,6 +10,7 @@ from traitlets import List, Unicode
 
 from .. import fixes
 from ..environment import Environment, short_version
+from ..kernelspecs import find_kernelspecs, spec_watch_paths
 from ..layout import has_ipykernel, version_from_lib
 from ..lmod import ModuleInfo
 from . import Context, Source
@@ -38,6 +39,12 @@ class ModuleSource(Source):
     ).tag(config=True)
     exclude = List(
         Unicode(), default_value=[], help="fnmatch patterns of module full names to leave out."
+    ).tag(config=True)
+    kernelspec_patterns = List(
+        Unicode(), default_value=[],
+        help="fnmatch patterns of other modules (e.g. 'r/*') whose install prefix may ship "
+        "kernelspecs in share/jupyter/kernels (IRkernel installed site-wide); each gets a "
+        "kernel per kernelspec in a --system sync.",
     ).tag(config=True)
 
     def matches(self, module: ModuleInfo) -> bool:
@@ -74,11 +81,22 @@ class ModuleSource(Source):
                 paths += [os.path.dirname(module.path), module.mpath]
         return [p for p in paths if p]
 
+    def ships_kernelspecs(self, module: ModuleInfo) -> bool:
+        """Whether a module that is not a Python is searched for kernelspecs."""
+        name = module.full_name
+        return any(fnmatch.fnmatchcase(name, p) for p in self.kernelspec_patterns) and not any(
+            fnmatch.fnmatchcase(name, p) for p in self.exclude
+        )
+
     def find(self, context: Context) -> list[Environment]:
-        """An Environment per matching module with an interpreter on its PATH."""
+        """An Environment per module Python, and per configured module with kernelspecs."""
         found = []
         for module in context.modules.modules:
             if not self.matches(module):
+                if self.ships_kernelspecs(module):
+                    env = self.kernelspec_module(module)
+                    if env:
+                        found.append(env)
                 continue
             python = module_python(module)
             if not python:
@@ -89,9 +107,11 @@ class ModuleSource(Source):
             if not version or not os.path.isdir(os.path.join(prefix, "lib", f"python{version}")):
                 version = version_from_lib(prefix)
             ipk = has_ipykernel(prefix, version)
+            real = os.path.realpath(prefix)
+            specs = find_kernelspecs(real)
             found.append(
                 Environment(
-                    kind=self.kind, prefix=os.path.realpath(prefix), python=python,
+                    kind=self.kind, prefix=real, python=python,
                     name=module.full_name, version=version, modules=module.chain,
                     has_ipykernel=ipk, path=module.path, origin=module.mpath,
                     full_version=module.version if module.version.startswith(version + ".")
@@ -99,6 +119,21 @@ class ModuleSource(Source):
                     fix="" if ipk else fixes.module_ipykernel(python, module.chain,
                                                                module.full_name,
                                                                site=context.site),
+                    kernelspecs=specs, watch=spec_watch_paths(real, specs),
                 )
             )
         return found
+
+    def kernelspec_module(self, module: ModuleInfo) -> Environment | None:
+        """An Environment for a non-Python module whose prefix ships kernelspecs, else None."""
+        version = short_version(module.version) if module.version[:1].isdigit() else ""
+        for bin_dir in module.bin_dirs:
+            prefix = os.path.realpath(os.path.dirname(bin_dir.rstrip("/")))
+            specs = find_kernelspecs(prefix, lambda _language: version)
+            if specs:
+                return Environment(
+                    kind="module", prefix=prefix, python="", name=module.full_name,
+                    version=version, modules=module.chain, path=module.path,
+                    origin=module.mpath, kernelspecs=specs, watch=spec_watch_paths(prefix, specs))
+        self.log.debug("module %s ships no kernelspecs; skipped", module.full_name)
+        return None

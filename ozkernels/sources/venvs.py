@@ -8,6 +8,7 @@ from traitlets import Int, List, Unicode
 
 from .. import fixes
 from ..environment import Environment, short_version
+from ..kernelspecs import find_kernelspecs, spec_watch_paths
 from ..layout import has_ipykernel, has_pip, read_pyvenv_cfg, version_from_lib
 from . import Context, Source
 
@@ -146,6 +147,8 @@ class VenvSource(Source):
                                "(not made by venv/virtualenv/uv, or damaged)",
                                fix=fixes.recreate_venv(path, rebuild.chain if rebuild else (),
                                                        system_site=system_site), **common)
+        specs = find_kernelspecs(real)
+        common.update(kernelspecs=specs, watch=spec_watch_paths(real, specs))
         module = context.modules.for_bin_dir(home)
         base_chain = module.chain if module else ()
         modules = context.recorded_modules(real, base_chain)
