@@ -239,7 +239,7 @@ def test_a_removed_module_fails_as_without_memo(site):
                      r"run 'ozkernels sync'", lines[0]), lines[0]
 
 
-@pytest.mark.parametrize("damage", ["truncated", "empty", "garbage", "other-kernel"])
+@pytest.mark.parametrize("damage", ["truncated", "empty", "garbage", "code", "other-kernel"])
 def test_a_damaged_memo_is_ignored(site, damage):
     env = site.server("srv/1.0")
     rc, real, _, _ = site.launch(env, ("pytool/1.0",))
@@ -247,12 +247,14 @@ def test_a_damaged_memo_is_ignored(site, damage):
     text = memo.read_text()
     stamp = memo.stat().st_mtime_ns
     memo.write_text({"truncated": text[: len(text) // 2], "empty": "",
-                     "garbage": "declare -a _ozk_mi=(\n((((\n_ozk_mok=1\n",
+                     "garbage": "\0\0\0" + "9999999\0" * 20 + "end\0",
+                     "code": f"touch {site.root}/PWNED\n$(touch {site.root}/PWNED)\0end\0",
                      "other-kernel": text.replace(str(site.launcher), "/elsewhere/k")}[damage])
     os.utime(memo, ns=(stamp, stamp))
     rc, kenv, err, runs = site.launch(env, ("pytool/1.0",))
     assert (rc, err) == (0, "")
     assert runs == 2 and kenv == real
+    assert not (site.root / "PWNED").exists()  # a memo is data, never run
 
 
 def test_shell_functions_are_never_memoized(site):

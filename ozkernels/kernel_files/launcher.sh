@@ -228,49 +228,65 @@ _ozk_memo_snapshot() {
     done < <(compgen -e)
 }
 
+# A memo is NUL-separated fields (read with mapfile, never executed): a header, the id it was
+# recorded for, the variables written (name, value before, value after: +VALUE or - for
+# unset), the inputs read (name, value), the module systems' setting names, the paths that
+# must be older than the memo, the paths that must be absent, the step's stderr, "end".
+# A count field is checked to be a number before it is used.
+_ozk_memo_count() {
+    [[ -n $1 && $1 != *[!0-9]* && ${#1} -lt 7 ]]
+}
+
 # Apply the memo if it is valid here and now; 1 (nothing changed) otherwise.
 _ozk_memo_apply() {
-    local _ozk_mok="" i n v
-    local -a _ozk_mi=() _ozk_mk=() _ozk_mo=() _ozk_mw=() _ozk_ma=() _ozk_mp=()
-    local _ozk_me=""
+    local -a m=()
+    local i j k n v w nw
     [[ -n $_ozk_memo && -f $_ozk_memo && -O $_ozk_memo ]] || return 1
-    # shellcheck disable=SC1090
-    . "$_ozk_memo" 2>/dev/null || return 1
-    [[ $_ozk_mok == 1 && ${#_ozk_mi[@]} == "${#_ozk_memo_id[@]}" ]] || return 1
-    for ((i = 0; i < ${#_ozk_mi[@]}; i++)); do
-        [[ ${_ozk_mi[i]} == "${_ozk_memo_id[i]}" ]] || return 1
+    mapfile -d '' -t m <"$_ozk_memo" 2>/dev/null || return 1
+    [[ ${#m[@]} -gt 8 && ${m[0]} == "ozkernels-launch-memo $_ozk_memo_version" ]] || return 1
+    k=${m[1]} i=2
+    [[ $k == "${#_ozk_memo_id[@]}" ]] || return 1
+    for ((j = 0; j < k; j++)); do
+        [[ ${m[i + j]} == "${_ozk_memo_id[j]}" ]] || return 1
     done
-    for ((i = 0; i + 1 < ${#_ozk_mk[@]}; i += 2)); do
-        n=${_ozk_mk[i]}
-        [[ $n =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || return 1
-        if [[ ${_ozk_mk[i + 1]} == +* ]]; then
-            [[ ${!n+x} && ${!n} == "${_ozk_mk[i + 1]:1}" ]] || return 1
-        else
-            [[ -z ${!n+x} ]] || return 1
-        fi
+    ((i += k))
+    for w in 3 2; do
+        k=${m[i]}
+        _ozk_memo_count "$k" || return 1
+        ((w == 3)) && nw=$k && ((j = i + 1))
+        for ((i++; k > 0; k--, i += w)); do
+            n=${m[i]} v=${m[i + 1]}
+            [[ $n == [A-Za-z_]* && $n != *[!A-Za-z0-9_]* && ${n@a} != *r* ]] || return 1
+            if [[ $v == +* ]]; then
+                [[ ${!n+x} && ${!n} == "${v:1}" ]] || return 1
+            else
+                [[ $v == - && -z ${!n+x} ]] || return 1
+            fi
+        done
     done
-    # Module-system configuration the server has now, by name, must be what it was.
-    v="${!LMOD_@} ${!MODULES@}"
-    [[ $v == "${_ozk_mp[0]-}" ]] || return 1
-    for v in "${_ozk_mw[@]}"; do
-        [[ -e $v && $v -ot $_ozk_memo ]] || return 1
+    w=$j
+    # Module-system settings the server has now, by name, must be what they were.
+    [[ "${!LMOD_@} ${!MODULES@}" == "${m[i]}" ]] || return 1
+    k=${m[i + 1]}
+    _ozk_memo_count "$k" || return 1
+    for ((i += 2; k > 0; k--, i++)); do
+        [[ -e ${m[i]} && ${m[i]} -ot $_ozk_memo ]] || return 1
     done
-    for v in "${_ozk_ma[@]}"; do
-        [[ ! -e $v && ! -L $v ]] || return 1
+    k=${m[i]}
+    _ozk_memo_count "$k" || return 1
+    for ((i++; k > 0; k--, i++)); do
+        [[ ! -e ${m[i]} && ! -L ${m[i]} ]] || return 1
     done
-    for ((i = 0; i + 1 < ${#_ozk_mo[@]}; i += 2)); do
-        n=${_ozk_mo[i]}
-        [[ $n =~ ^[A-Za-z_][A-Za-z0-9_]*$ && ${n@a} != *r* ]] || return 1
-    done
-    for ((i = 0; i + 1 < ${#_ozk_mo[@]}; i += 2)); do
-        n=${_ozk_mo[i]}
-        if [[ ${_ozk_mo[i + 1]} == +* ]]; then
-            export "$n=${_ozk_mo[i + 1]:1}"
+    [[ ${m[i + 1]-} == end && $((i + 2)) == "${#m[@]}" ]] || return 1
+    for ((; nw > 0; nw--, w += 3)); do
+        n=${m[w]} v=${m[w + 2]}
+        if [[ $v == +* ]]; then
+            export "$n=${v:1}"
         else
             unset "$n"
         fi
     done
-    [[ -z $_ozk_me ]] || printf '%s\n' "$_ozk_me" >&2
+    [[ -z ${m[i]} ]] || printf '%s\n' "${m[i]}" >&2
     return 0
 }
 
@@ -302,9 +318,8 @@ _ozk_memo_end() {
         return 0
     fi
     local -A after=() seen=()
-    local -a _ozk_mi=("${_ozk_memo_id[@]}") _ozk_mk=() _ozk_mo=() _ozk_mw=() _ozk_ma=() _ozk_mp=()
-    local -a mps=() files=()
-    local _ozk_me=$_ozk_memo_err n d m part tmp="$_ozk_memo.$$.tmp"
+    local -a written=() inputs=() mw=() ma=() mps=() files=() out=()
+    local n d m part tmp="$_ozk_memo.$$.tmp"
     _ozk_memo_snapshot after
     # Functions or a new working dir cannot be replayed from variables: no memo then.
     if [[ $(declare -F) != "$_ozk_memo_fns" || ${after[PWD]-} != "${_ozk_memo_before[PWD]-}" ]]; then
@@ -317,19 +332,17 @@ _ozk_memo_end() {
     for n in MODULEPATH LOADEDMODULES _LMFILES_ "${_ozk_memo_written[@]}"; do
         [[ -z ${seen[$n]-} ]] || continue
         seen[$n]=1
-        if [[ ! $n =~ ^[A-Za-z_][A-Za-z0-9_]*$ || ${n@a} == *r* ]]; then
+        if [[ $n != [A-Za-z_]* || $n == *[!A-Za-z0-9_]* || ${n@a} == *r* ]]; then
             rm -f -- "$_ozk_memo_t0"
             return 0
         fi
-        _ozk_mo+=("$n" "${after[$n]--}")
-        _ozk_mk+=("$n" "${_ozk_memo_before[$n]--}")
+        written+=("$n" "${_ozk_memo_before[$n]--}" "${after[$n]--}")
     done
     # Inputs the step reads: the module systems' settings, and the user.
     for n in HOME USER $_ozk_memo_cfg; do
-        [[ -n ${seen[$n]-} ]] || _ozk_mk+=("$n" "${_ozk_memo_before[$n]--}")
+        [[ -n ${seen[$n]-} ]] || inputs+=("$n" "${_ozk_memo_before[$n]--}")
         seen[$n]=1
     done
-    _ozk_mp=("$_ozk_memo_cfg")
     # The modulefiles read (the server's and the kernel's), every MODULEPATH dir before and
     # after, and in each the dirs a recorded module's name goes through (a new modulefile
     # there, which could shadow the one loaded, changes their mtime).
@@ -359,12 +372,16 @@ _ozk_memo_end() {
                 rm -f -- "$_ozk_memo_t0"
                 return 0
             fi
-            _ozk_mw+=("$n")
+            mw+=("$n")
         elif [[ ! -L $n ]]; then
-            _ozk_ma+=("$n")
+            ma+=("$n")
         fi
     done
-    _ozk_memo_write "$tmp" "$_ozk_memo" _ozk_mi _ozk_mk _ozk_mo _ozk_mw _ozk_ma _ozk_mp _ozk_me
+    # shellcheck disable=SC2034 # written through _ozk_memo_write's nameref
+    out=("ozkernels-launch-memo $_ozk_memo_version" "${#_ozk_memo_id[@]}" "${_ozk_memo_id[@]}"
+        $((${#written[@]} / 3)) "${written[@]}" $((${#inputs[@]} / 2)) "${inputs[@]}"
+        "$_ozk_memo_cfg" "${#mw[@]}" "${mw[@]}" "${#ma[@]}" "${ma[@]}" "$_ozk_memo_err" end)
+    _ozk_memo_write "$tmp" "$_ozk_memo" out
     return 0
 }
 
@@ -425,23 +442,29 @@ _ozk_lmod_watch() {
 }
 
 # The conda env vars memo: the same files (conda-meta/state, etc/conda/env_vars.d) read by
-# the same interpreter give the same export lines.  Sets _ozk_code; 1 when there is none.
+# the same interpreter give the same export lines.  Fields: header, launcher, interpreter,
+# prefix, the export lines, their stderr, the paths older than the memo, the paths absent,
+# "end".  Sets _ozk_code; 1 when there is no valid memo.
 _ozk_vars_apply() {
-    local _ozk_mok="" _ozk_mc="" _ozk_me="" v f=$_ozk_memo.vars
-    local -a _ozk_mi=() _ozk_mw=() _ozk_ma=()
+    local -a m=()
+    local i k f=$_ozk_memo.vars
     [[ -n $_ozk_memo && -f $f && -O $f ]] || return 1
-    # shellcheck disable=SC1090
-    . "$f" 2>/dev/null || return 1
-    [[ $_ozk_mok == 1 && ${_ozk_mi[0]-} == "$_ozk_memo_version" && ${_ozk_mi[1]-} == "$0" &&
-        ${_ozk_mi[2]-} == "$_ozk_python" && ${_ozk_mi[3]-} == "$_ozk_prefix" ]] || return 1
-    for v in "${_ozk_mw[@]}"; do
-        [[ -e $v && $v -ot $f ]] || return 1
+    mapfile -d '' -t m <"$f" 2>/dev/null || return 1
+    [[ ${#m[@]} -gt 7 && ${m[0]} == "ozkernels-conda-vars-memo $_ozk_memo_version" &&
+        ${m[1]} == "$0" && ${m[2]} == "$_ozk_python" && ${m[3]} == "$_ozk_prefix" ]] || return 1
+    k=${m[6]}
+    _ozk_memo_count "$k" || return 1
+    for ((i = 7; k > 0; k--, i++)); do
+        [[ -e ${m[i]} && ${m[i]} -ot $f ]] || return 1
     done
-    for v in "${_ozk_ma[@]}"; do
-        [[ ! -e $v && ! -L $v ]] || return 1
+    k=${m[i]}
+    _ozk_memo_count "$k" || return 1
+    for ((i++; k > 0; k--, i++)); do
+        [[ ! -e ${m[i]} && ! -L ${m[i]} ]] || return 1
     done
-    _ozk_code=$_ozk_mc
-    [[ -z $_ozk_me ]] || printf '%s\n' "$_ozk_me" >&2
+    [[ ${m[i]-} == end && $((i + 1)) == "${#m[@]}" ]] || return 1
+    _ozk_code=${m[4]}
+    [[ -z ${m[5]} ]] || printf '%s\n' "${m[5]}" >&2
     return 0
 }
 
@@ -458,20 +481,26 @@ _ozk_vars_begin() {
 
 _ozk_vars_end() {
     [[ -n $_ozk_memo_t0 ]] || return 0
-    local _ozk_me="" _ozk_mc=$_ozk_code v tmp="$_ozk_memo.$$.tmp" d=$_ozk_prefix/etc/conda/env_vars.d
-    local -a _ozk_mi=("$_ozk_memo_version" "$0" "$_ozk_python" "$_ozk_prefix") _ozk_mw=() _ozk_ma=()
-    _ozk_me=$(<"$_ozk_memo_errf")
-    [[ -z $_ozk_me ]] || printf '%s\n' "$_ozk_me" >&2
+    local v err tmp="$_ozk_memo.$$.tmp" d=$_ozk_prefix/etc/conda/env_vars.d
+    local -a mw=() ma=() out=()
+    err=$(<"$_ozk_memo_errf")
+    rm -f -- "$_ozk_memo_errf"
+    [[ -z $err ]] || printf '%s\n' "$err" >&2
     for v in "$0" "$_ozk_python" "$_ozk_prefix/conda-meta/state" "$d" "$d"/*; do
         if [[ -e $v ]]; then
-            [[ $v -ot $_ozk_memo_t0 ]] || { rm -f -- "$_ozk_memo_t0" "$_ozk_memo_errf"; return 0; }
-            _ozk_mw+=("$v")
+            if [[ ! $v -ot $_ozk_memo_t0 ]]; then
+                rm -f -- "$_ozk_memo_t0"
+                return 0
+            fi
+            mw+=("$v")
         elif [[ ! -L $v && $v != "$d/*" ]]; then
-            _ozk_ma+=("$v")
+            ma+=("$v")
         fi
     done
-    _ozk_memo_write "$tmp" "$_ozk_memo.vars" _ozk_mi _ozk_mw _ozk_ma _ozk_mc _ozk_me
-    rm -f -- "$_ozk_memo_errf"
+    # shellcheck disable=SC2034 # written through _ozk_memo_write's nameref
+    out=("ozkernels-conda-vars-memo $_ozk_memo_version" "$0" "$_ozk_python" "$_ozk_prefix"
+        "$_ozk_code" "$err" "${#mw[@]}" "${mw[@]}" "${#ma[@]}" "${ma[@]}" end)
+    _ozk_memo_write "$tmp" "$_ozk_memo.vars" out
 }
 
 # Create the memo dir (private) if needed; 1 when there is no usable one.
@@ -484,11 +513,11 @@ _ozk_memo_dir() {
     [[ -d $dir && -O $dir && -w $dir ]]
 }
 
-# Write the named variables to a memo atomically, its mtime the recording's start.
+# Write the fields of the array named $3 to a memo atomically, its mtime the recording's start.
 _ozk_memo_write() {
     local tmp=$1 dest=$2
-    shift 2
-    if { declare -p "$@" && printf '_ozk_mok=1\n'; } 2>/dev/null >"$tmp" &&
+    local -n fields=$3
+    if printf '%s\0' "${fields[@]}" 2>/dev/null >"$tmp" &&
         touch -r "$_ozk_memo_t0" -- "$tmp" 2>/dev/null; then
         mv -f -- "$tmp" "$dest" 2>/dev/null || rm -f -- "$tmp"
     else
