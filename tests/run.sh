@@ -48,7 +48,7 @@ step "pip install -e '.[test]' with $("$PYTHON" -c 'import sys; print(sys.execut
 "$PYTHON" -m pip install -q --no-input -e '.[test]'
 
 lint_dirs=()
-for dir in ozkernels tests benchmarks scripts; do
+for dir in ozkernels tests benchmarks scripts labextension; do
     if [ -d "$dir" ]; then lint_dirs+=("$dir"); fi
 done
 step "ruff check ${lint_dirs[*]}"
