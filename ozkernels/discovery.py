@@ -6,11 +6,13 @@ import base64
 import binascii
 import os
 import re
+from dataclasses import replace
 
 from jupyter_core.paths import jupyter_data_dir
 from traitlets import Bool, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
+from . import fixes
 from .environment import Environment
 from .errors import LmodError
 from .lmod import SpiderCache, find_lmod_cmd, run_spider
@@ -140,14 +142,40 @@ class Discovery(LoggingConfigurable):
                        site=site, modulepath=self.modulepath)
 
     def environments(self, context: Context) -> list[Environment]:
-        """Every environment from every source, once per real prefix, ignored ones left out."""
+        """Every environment from every source, once per real prefix, ignored ones left out
+        (they go to context.removed)."""
         seen: set[str] = set()
         found = []
         for source in self.configured():
             for env in sorted(source.find(context), key=lambda e: e.name.lower()):
-                record = context.registry.get(env.prefix)
-                if env.prefix in seen or (record and record.ignored):
+                if env.prefix in seen:
                     continue
                 seen.add(env.prefix)
-                found.append(env)
+                record = context.registry.get(env.prefix)
+                if record and record.ignored:
+                    context.removed.append(env)
+                    continue
+                found.append(stale_modules(env, context))
         return found
+
+
+def stale_modules(env: Environment, context: Context) -> Environment:
+    """The env, broken when a module recorded for it no longer exists (with the fix)."""
+    record = context.registry.get(env.prefix)
+    index = context.modules
+    if env.broken or not record or not record.modules or not index.modules:
+        return env
+    gone = [m for m in record.modules if not index.knows(m)]
+    if not gone:
+        return env
+    keep = []
+    for name in record.modules:
+        if index.knows(name):
+            keep.append(name)
+        elif index.close_to(name) and index.close_to(name)[0] not in keep:
+            keep.append(index.close_to(name)[0])
+    path = env.path or env.prefix
+    problem = (f"recorded module{'s' if gone[1:] else ''} {' '.join(gone)} "
+               f"{'are' if gone[1:] else 'is'} not known to the module system (removed or "
+               "renamed?)")
+    return replace(env, problem=problem, fix=fixes.add(path, keep, none=not keep))

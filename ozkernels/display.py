@@ -9,3 +9,49 @@ def shorten(path: str) -> str:
     """A path with $HOME shown as ~."""
     home = os.path.expanduser("~")
     return "~" + path[len(home):] if home != "/" and path.startswith(home + "/") else path
+
+
+def middle(text: str, width: int) -> str:
+    """Text cut to width by replacing its middle with '…' (both ends of a path stay)."""
+    if len(text) <= width:
+        return text
+    if width <= 1:
+        return "…"[:width]
+    head = (width - 1 + 1) // 2
+    tail = width - 1 - head
+    return text[:head] + "…" + (text[-tail:] if tail else "")
+
+
+def terminal_width() -> int | None:
+    """COLUMNS, else the terminal's width when stdout is one; None: do not cut."""
+    import shutil
+    import sys
+
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return int(columns)
+    if sys.stdout.isatty():
+        return shutil.get_terminal_size().columns
+    return None
+
+
+def table(rows: list[list[str]], headers: list[str], width: int | None = None,
+          shrink: tuple[int, ...] = ()) -> str:
+    """A plain text table with left-aligned columns; the `shrink` columns are cut in the
+    middle (widest first, ties in `shrink` order) until the table fits in `width`."""
+    cells = [[str(c) for c in r] for r in [headers, *rows]]
+    widths = [max(len(c) for c in col) for col in zip(*cells)]
+    if width:
+        floor = {i: min(widths[i], max(len(headers[i]), 10)) for i in shrink}
+        excess = sum(widths) + 2 * (len(widths) - 1) - width
+        # Cut the widest shrinkable column first, so no column is cut much more than another.
+        while excess > 0:
+            cuttable = [i for i in shrink if widths[i] > floor[i]]
+            if not cuttable:
+                break
+            widest = max(cuttable, key=lambda i: (widths[i], -shrink.index(i)))
+            widths[widest] -= 1
+            excess -= 1
+    lines = ["  ".join(middle(c, w).ljust(w) for c, w in zip(r, widths)).rstrip()
+             for r in cells]
+    return "\n".join(lines)

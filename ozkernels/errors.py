@@ -23,3 +23,7 @@ class NotFoundError(OzkernelsError):
 
 class SourceError(OzkernelsError):
     """A configured discovery source is unknown or cannot be loaded."""
+
+
+class UsageError(OzkernelsError):
+    """The command line asks for something the command does not take."""

@@ -86,10 +86,11 @@ def module_kernels(flags: Iterable[str] = ()) -> str:
     return sync([*flags, "--Syncer.module_kernels=True"])
 
 
-def add(path: str, modules: Sequence[str] = (), flags: Iterable[str] = ()) -> str:
-    """Add an env back (and record its modules)."""
+def add(path: str, modules: Sequence[str] = (), flags: Iterable[str] = (), *,
+        none: bool = False) -> str:
+    """Add an env back (and record its modules, or that it needs none)."""
     words = ["ozkernels", "add", quote(path)]
-    words += [f"--module {quote(m)}" for m in modules]
+    words += [f"--module {quote(m)}" for m in modules] or (["--no-modules"] if none else [])
     return " ".join([*words, *(quote(f) for f in flags)])
 
 

@@ -16,6 +16,7 @@ from traitlets.config import Configurable, LoggingConfigurable
 from . import fixes
 from .discovery import Discovery
 from .display import shorten
+from .environment import Environment
 from .errors import NotFoundError, OzkernelsError
 from .registry import Registry
 from .slurm import SlurmProfiles
@@ -24,12 +25,23 @@ from .sources.conda import CondaSource
 from .sources.modules import ModuleSource
 from .sources.venvs import VenvSource
 from .store import KernelStore, SpecFile
-from .sync import NEEDS_SYNC, Action, Plan, Row, Syncer
+from .sync import NEEDS_SYNC, REMOVED, Action, Plan, Row, Syncer
 
 if TYPE_CHECKING:
     from .check import CheckResult
 
 TARGETS = ("user", "sys-prefix", "system")
+
+
+def _delta(before: list[str], after: list[str], *, bare: bool = False) -> str:
+    """' (added X; dropped Y)' between two module lists, or ''."""
+    added = [m for m in after if m not in before]
+    dropped = [m for m in before if m not in after]
+    parts = ([f"added {' '.join(added)}"] if added else []) + \
+        ([f"dropped {' '.join(dropped)}"] if dropped else [])
+    if not parts or not before:
+        return ""
+    return ("; " if bare else " (") + "; ".join(parts) + ("" if bare else ")")
 
 
 @dataclass
@@ -49,11 +61,24 @@ class SyncResult:
 
 @dataclass
 class AddResult:
-    """An environment recorded by `add`, and the sync that followed."""
+    """An environment recorded by `add`, and the sync that followed (or would)."""
 
     prefix: str
     sync: SyncResult
     row: Row | None
+    kind: str = ""
+    modules: list[str] = field(default_factory=list)
+    previous: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        """What `ozkernels add --json` prints: the env, its modules, then the sync."""
+        data = self.sync.to_dict()
+        data.update(prefix=self.prefix, kind=self.kind, modules=self.modules,
+                    previous_modules=self.previous,
+                    notes=[*self.notes, *data.get("notes", [])],
+                    environment=self.row.to_dict() if self.row else None)
+        return data
 
 
 @dataclass
@@ -62,11 +87,14 @@ class RemoveResult:
 
     prefix: str
     removed: list[str]
+    dry_run: bool = False
+    forgotten: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         """What `ozkernels remove --json` prints."""
-        return {"removed": self.removed[0], "prefix": self.prefix,
-                "also_removed": self.removed[1:]}
+        return {"removed": self.removed[0] if self.removed else None, "prefix": self.prefix,
+                "also_removed": self.removed[1:], "dry_run": self.dry_run,
+                "forgotten": self.forgotten}
 
 
 @dataclass
@@ -180,7 +208,33 @@ class KernelsManager(LoggingConfigurable):
         for row in plan.rows:
             if row.status == NEEDS_SYNC:
                 row.fix = fixes.sync(self.target_flags())
+        if not self.site:
+            plan.rows += self.removed_rows(context)
+        if not plan.rows:
+            plan.searched = self.searched(context)
         return plan
+
+    def searched(self, context: Context | None = None) -> list[str]:
+        """Where discovery looked, one line per source (for an empty result)."""
+        context = context or self.context()
+        return [source.looked_in(context) for source in self.discovery().configured()]
+
+    def removed_rows(self, context: Context) -> list[Row]:
+        """Rows for the envs the user removed (status `removed`, with how to restore them)."""
+        envs = {e.prefix: e for e in context.removed}
+        discovery = self.discovery()
+        for prefix, record in context.registry.records.items():
+            kind = record.kind or discovery.kind_of(prefix)
+            if record.ignored and prefix not in envs and kind and discovery.kind_of(prefix):
+                envs[prefix] = Environment(kind=kind, prefix=prefix, python="",
+                                           name=os.path.basename(prefix.rstrip("/")))
+        rows = []
+        for env in envs.values():
+            path = env.path or env.prefix
+            rows.append(Row(env=env, status=REMOVED, where=path, fix=fixes.add(
+                path, flags=self.target_flags()), detail="removed with 'ozkernels remove'; "
+                "sync leaves it alone"))
+        return sorted(rows, key=lambda r: (r.env.kind, r.env.name.lower()))
 
     def sync(self, context: Context | None = None, *,
              force: bool = False) -> tuple[Plan, list[Action]]:
@@ -198,7 +252,8 @@ class KernelsManager(LoggingConfigurable):
         return plan, done
 
     def record_active_modules(self, registry: Registry,
-                              environ: Mapping[str, str] | None = None) -> str:
+                              environ: Mapping[str, str] | None = None, *,
+                              dry_run: bool = False) -> str:
         """Record LOADEDMODULES for the env this process runs in; return a note or ''."""
         environ = os.environ if environ is None else environ
         active = environ.get("VIRTUAL_ENV") or environ.get("CONDA_PREFIX") or ""
@@ -207,16 +262,19 @@ class KernelsManager(LoggingConfigurable):
             return ""
         prefix = os.path.realpath(active)
         record = registry.get(prefix)
-        if record and record.modules == loaded:
+        before = list(record.modules) if record else []
+        if before == loaded:
             return ""
         registry.update(prefix, modules=loaded)
-        return f"recorded modules for {shorten(prefix)}: {' '.join(loaded)}"
+        verb = "would record" if dry_run else "recorded"
+        return f"{verb} modules for {shorten(prefix)}: {' '.join(loaded)}{_delta(before, loaded)}"
 
     def run_sync(self, *, dry_run: bool = False, force: bool = False,
-                 record_active: bool = True) -> SyncResult:
+                 record_active: bool = True, context: Context | None = None) -> SyncResult:
         """`ozkernels sync`: record the active env's modules, then sync (or only plan)."""
-        context = self.context()
-        recorded = self.record_active_modules(context.registry) if record_active else ""
+        context = context or self.context()
+        recorded = self.record_active_modules(context.registry, dry_run=dry_run) \
+            if record_active else ""
         if recorded and not dry_run:
             context.registry.save()
         notes = [recorded] if recorded else []
@@ -226,34 +284,86 @@ class KernelsManager(LoggingConfigurable):
         plan, done = self.sync(context, force=force)
         return SyncResult(plan, done, notes=notes)
 
-    def add(self, path: str, modules: list[str] | None = None, *,
-            force: bool = False) -> AddResult:
+    def check_modules(self, modules: list[str], context: Context) -> None:
+        """Refuse module names the module system does not know, naming close matches."""
+        index = context.modules
+        if not index.modules:
+            why = index.skipped or "the module system lists no modules"
+            msg = f"cannot check --module {' '.join(modules)}: {why}; --force records them anyway"
+            raise NotFoundError(msg)
+        unknown = [m for m in modules if not index.knows(m)]
+        if not unknown:
+            return
+        where = f" on MODULEPATH={index.modulepath}" if index.modulepath else ""
+        parts = []
+        for name in unknown:
+            close = index.close_to(name)
+            parts.append(f"{name}" + (f" (did you mean {', '.join(close)}?)" if close else ""))
+        msg = (f"unknown module{'s' if unknown[1:] else ''} {'; '.join(parts)}: not known to "
+               f"the module system{where} ('module spider' lists them); --force records "
+               f"{'them' if unknown[1:] else 'it'} anyway")
+        raise NotFoundError(msg)
+
+    def add(self, path: str, modules: list[str] | None = None, *, force: bool = False,
+            dry_run: bool = False, no_modules: bool = False) -> AddResult:
         """Record an env (and the modules it needs), sync, and say what its kernel is."""
         path = os.path.abspath(os.path.expanduser(path))
         discovery = self.discovery()
         kind = discovery.kind_of(path)
         if not kind:
             raise NotFoundError(f"{path} is neither {discovery.describe_kinds()}")
+        if modules and no_modules:
+            raise OzkernelsError("--module and --no-modules contradict each other")
         real = os.path.realpath(path)
-        registry = discovery.registry()
+        context = self.context()
+        if modules and not force:
+            self.check_modules(modules, context)
+        registry = context.registry
+        record = registry.get(real)
+        previous = list(record.modules) if record else []
+        was_removed = bool(record and record.ignored)
         changes: dict[str, Any] = {"kind": kind, "added": True, "ignored": False}
-        if modules:
-            changes["modules"] = list(modules)
+        if modules or no_modules:
+            changes["modules"] = list(modules or [])
         registry.update(real, **changes)
-        registry.save()
-        result = self.run_sync(force=force)
-        rows = [r for r in self.plan().rows if r.env.prefix == real]
-        return AddResult(real, result, rows[0] if rows else None)
+        current = list(modules or []) if (modules or no_modules) else previous
+        verb = "would record" if dry_run else "recorded"
+        where = shorten(real)
+        if modules:
+            note = f"{verb} modules for {where}: {' '.join(modules)}" + (
+                f" (replacing {' '.join(previous)}{_delta(previous, modules, bare=True)})"
+                if previous and previous != modules else
+                " (unchanged)" if previous == modules else " (none were recorded)")
+        elif no_modules:
+            note = (f"{verb} that {where} needs no extra modules"
+                    + (f" (dropping {' '.join(previous)})" if previous else ""))
+        elif previous:
+            note = f"kept the recorded modules for {where}: {' '.join(previous)}"
+        else:
+            note = ""
+        if was_removed:
+            note = "; ".join(filter(None, [f"{'would bring' if dry_run else 'brought'} back "
+                                           f"{where}, removed earlier", note]))
+        if dry_run:
+            result = self.run_sync(dry_run=True, record_active=False, context=context)
+        else:
+            registry.save()
+            result = self.run_sync(force=force)
+        rows = [r for r in result.plan.rows if r.env.prefix == real]
+        return AddResult(real, result, rows[0] if rows else None, kind, current, previous,
+                         [note] if note else [])
 
-    def remove(self, name_or_path: str) -> RemoveResult:
+    def remove(self, name_or_path: str, *, dry_run: bool = False) -> RemoveResult:
         """Remove an env's kernels (by kernel name or env path) and stop syncing them back."""
         store = self.store()
         specs = store.scan()
         target = specs.get(name_or_path.lower())
-        if target is None and os.path.exists(name_or_path):
+        if target is None and os.path.lexists(name_or_path):
             real = os.path.realpath(name_or_path)
             target = next((s for s in specs.values() if s.owner and s.owner["prefix"] == real),
                           None)
+            if target is None:
+                return self._forget(real, name_or_path, dry_run)
         if target is None:
             raise NotFoundError(f"no kernel {name_or_path!r} in {shorten(store.path)}")
         if target.owner is None:
@@ -269,13 +379,36 @@ class KernelsManager(LoggingConfigurable):
                    "SlurmProfiles.enabled or narrow its envs; 'ozkernels remove "
                    f"{shorten(prefix)}' removes every kernel of that environment")
             raise OzkernelsError(msg)
+        names = [s.name for s in kernels]
+        if dry_run:
+            return RemoveResult(prefix, names, dry_run=True)
         registry = self.discovery().registry()
         registry.update(prefix, ignored=True, added=False)
         with store.lock():
             for spec in kernels:
                 store.remove(spec.name)
         registry.save()
-        return RemoveResult(prefix, [s.name for s in kernels])
+        return RemoveResult(prefix, names)
+
+    def _forget(self, real: str, arg: str, dry_run: bool) -> RemoveResult:
+        """`remove PATH` of an env without a kernel: hide it, or forget a path that is no env."""
+        discovery = self.discovery()
+        registry = discovery.registry()
+        record = registry.get(real)
+        is_env = bool(discovery.kind_of(real))
+        if not is_env and not record:
+            raise NotFoundError(f"no kernel for {arg!r} in {shorten(self.kernels_dir())}, and "
+                                "ozkernels has nothing recorded for it")
+        if not is_env:
+            # Not an env any more: forget what was recorded, nothing to hide.
+            if not dry_run:
+                registry.update(real, added=False, ignored=False, modules=[])
+                registry.save()
+            return RemoveResult(real, [], dry_run=dry_run, forgotten=True)
+        if not dry_run:
+            registry.update(real, ignored=True, added=False)
+            registry.save()
+        return RemoveResult(real, [], dry_run=dry_run)
 
     def check(self, names: list[str] | None = None, timeout: float = 60.0,
               progress: Callable[[int, int, str], None] | None = None) -> CheckReport:

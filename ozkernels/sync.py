@@ -38,7 +38,21 @@ BROKEN = "broken"
 NO_KERNEL = "no kernel"
 SITE_KERNEL = "site kernel"
 NO_PYTHON_KERNEL = "no python kernel"
+REMOVED = "removed"
 UNTRACKED = "not found"
+
+
+#: What each status in `list`, the page and the API means, in the order `--help` lists them.
+STATUS_HELP = {
+    UP_TO_DATE: "its kernel is written and current",
+    NEEDS_SYNC: "a kernel would be written or rewritten: run the printed 'ozkernels sync'",
+    NO_IPYKERNEL: "no kernel until ipykernel is installed; the printed fix installs it",
+    BROKEN: "the env cannot start as it is (why, and the repair, are printed)",
+    NO_KERNEL: "module Pythons get kernels from a site sync or with Syncer.module_kernels",
+    SITE_KERNEL: "a site-wide kernel already covers it",
+    NO_PYTHON_KERNEL: "no Python kernel, but the env's other kernels (R, bash...) are listed",
+    REMOVED: "removed with 'ozkernels remove'; the printed 'ozkernels add PATH' restores it",
+}
 
 
 @dataclass
@@ -92,6 +106,7 @@ class Plan:
     actions: list[Action] = field(default_factory=list)
     rows: list[Row] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    searched: list[str] = field(default_factory=list)
 
     @property
     def changes(self) -> list[Action]:
@@ -113,7 +128,8 @@ class Plan:
             newest = max(found, key=lambda f: f.time, default=None)
             data["last_start_failure"] = newest.to_dict() if newest else None
             envs.append(data)
-        return {"kernels_dir": self.kernels_dir, "environments": envs, "notes": self.notes}
+        return {"kernels_dir": self.kernels_dir, "environments": envs, "notes": self.notes,
+                "searched": self.searched}
 
     def sync_model(self, done: list[Action], dry_run: bool = False,
                    notes: list[str] | None = None) -> dict[str, Any]:
@@ -127,6 +143,19 @@ class Plan:
 def _key(owner: dict[str, Any]) -> tuple[str, str, str, str]:
     return (owner.get("kind", ""), owner.get("prefix", ""), owner.get("wraps", ""),
             owner.get("variant", ""))
+
+
+def _changed(owner: dict[str, Any], spec: dict[str, Any]) -> str:
+    """Why an owned spec is rewritten: which modules were added or dropped, else 'changed'."""
+    old = owner.get("modules")
+    new = spec["metadata"]["ozkernels"].get("modules")
+    if not isinstance(old, list) or not isinstance(new, list) or old == new:
+        return "changed"
+    added = [m for m in new if m not in old]
+    dropped = [m for m in old if m not in new]
+    parts = ([f"added {' '.join(added)}"] if added else []) + \
+        ([f"dropped {' '.join(dropped)}"] if dropped else [])
+    return "modules " + ("; ".join(parts) or "reordered")
 
 
 class Syncer(LoggingConfigurable):
@@ -325,7 +354,7 @@ class Syncer(LoggingConfigurable):
         if sf and sf.owner and sf.owner.get("fingerprint") == fp:
             plan.actions.append(Action("keep", name, env, spec, files=wanted.files))
             return UP_TO_DATE
-        reason = "changed" if sf else "new environment"
+        reason = _changed(sf.owner or {}, spec) if sf else "new environment"
         plan.actions.append(Action("update" if sf else "add", name, env, spec, reason,
                                    files=wanted.files))
         return NEEDS_SYNC

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import subprocess
 
 import pytest
@@ -13,7 +15,12 @@ from conftest import console_script
 @pytest.mark.parametrize("sub", ["sync", "list", "add", "remove", "check", "demo"])
 def test_every_subcommand_explains_itself(run_ozk, sub):
     out = run_ozk(sub, "--help").stdout
-    assert "--json" in out and "--prefix" in out and "--system" in out
+    assert out.startswith(f"usage: ozkernels {sub} ")
+    assert "--json" in out
+    if sub == "demo":
+        assert "--keep" in out and "--prefix" not in out and "--system" not in out
+        return
+    assert "--prefix" in out and "--system" in out
     if sub == "sync":
         assert "--dry-run" in out and "--force" in out
     if sub == "add":
@@ -24,8 +31,57 @@ def test_top_level_help_and_no_subcommand(run_ozk):
     out = run_ozk("--help").stdout
     for sub in ("sync", "list", "add", "remove", "check", "demo"):
         assert sub in out
+    assert out.startswith("usage: ozkernels {sync,list,add,remove,check,demo} [options]\n")
     proc = run_ozk(check=False)
     assert proc.returncode == 2 and "Subcommands" in proc.stderr
+
+
+@pytest.mark.parametrize(("args", "first", "usage"), [
+    (["lst"], "unknown command 'lst' (did you mean list?)", "usage: ozkernels {sync,"),
+    (["sync", "--dryrun"], "unknown option --dryrun (did you mean --dry-run?)",
+     "usage: ozkernels sync [--dry-run]"),
+    (["list", "--wdie"], "unknown option --wdie (did you mean --wide?)",
+     "usage: ozkernels list [--wide]"),
+    (["remove", "--dry-run", "--json"], "missing NAME|PATH", "usage: ozkernels remove NAME|PATH"),
+    (["list", "extra"], "unexpected argument 'extra'", "usage: ozkernels list"),
+    (["add", "a", "b"], "unexpected argument 'b'", "usage: ozkernels add PATH"),
+    (["demo", "--system"], "demo does not take --system", "usage: ozkernels demo"),
+    (["demo", "--prefix=/x"], "demo does not take --prefix", "usage: ozkernels demo"),
+])
+def test_usage_mistakes_are_one_line_the_usage_and_exit_2(run_ozk, args, first, usage):
+    proc = run_ozk(*args, check=False)
+    lines = proc.stderr.splitlines()
+    assert proc.returncode == 2, proc.stderr
+    assert lines[0].startswith(f"ozkernels: error: {first}") and lines[1].startswith(usage)
+    assert len(lines) == 3 and "--help" in lines[2] and "Traceback" not in proc.stderr
+    if "--json" in args:
+        data = json.loads(proc.stdout)
+        assert data["error"].startswith(first) and data["exit_code"] == 2
+    else:
+        assert proc.stdout == ""
+
+
+def test_every_help_lists_what_the_command_prints(run_ozk):
+    from ozkernels.sync import STATUS_HELP
+
+    text = run_ozk("list", "--help").stdout
+    assert all(f"  {status} " in text for status in STATUS_HELP)
+    for sub, words in {"sync": ["added", "updated", "removed", "unchanged", "recorded"],
+                       "add": ["recorded", "no kernel"], "remove": ["removed", "forgot"],
+                       "check": ["pass", "FAIL"], "demo": ["demo passed", "demo FAILED"]}.items():
+        text = run_ozk(sub, "--help").stdout.split("It prints:")[1].split("Options")[0]
+        assert all(f"  {w} " in text for w in words), (sub, text)
+
+
+def test_demo_stops_early_when_something_is_missing(run_ozk, site_env):
+    env = {**site_env, "PATH": "/nonexistent"}  # no patchelf on PATH
+    proc = run_ozk("demo", env=env, check=False)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()]
+    assert "the demo needs patchelf: without it, it cannot show Lmod module Pythons" in \
+        proc.stderr and proc.stderr.strip().endswith("install: sudo apt-get install -y patchelf")
+    proc = run_ozk("demo", "--json", env=env, check=False)
+    assert "sudo apt-get install -y patchelf" in json.loads(proc.stdout)["error"]
 
 
 def test_errors_are_one_clear_line(run_ozk, site_env):
@@ -56,12 +112,30 @@ def test_demo_runs_end_to_end_without_touching_real_kernels(tmp_path):
     home.mkdir()
     env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTER_")}
     env["HOME"] = str(home)
-    proc = subprocess.run([console_script("ozkernels"), "demo"], env=env, capture_output=True,
-                          text=True, timeout=300, check=False)
+    proc = subprocess.run([console_script("ozkernels"), "demo", "--keep"], env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "venv-analysis" in proc.stdout and "conda-astro" in proc.stdout
     assert "FAIL" not in proc.stdout and proc.stdout.count("pass") >= 7
     assert not (home / ".local" / "share" / "jupyter").exists()
+    last = proc.stdout.strip().splitlines()[-1]
+    match = re.fullmatch(r"demo passed: (\d+) environments found, (\d+) kernels written, every "
+                         r"kernel started and checked, in [\d.]+ s; site kept in (\S+)", last)
+    assert match and int(match[1]) >= 10 and int(match[2]) >= 7, last
+    root = match[3]
+    try:
+        # The printed settings, pasted into a shell, point ozkernels at the kept site.
+        lines = proc.stdout.splitlines()
+        export = next(line.strip() for line in lines if line.strip().startswith("export "))
+        unset = next(line.strip() for line in lines if line.strip().startswith("unset "))
+        listing = subprocess.run(["bash", "-c", f"{export}; {unset}; ozkernels list --json"],
+                                 env=env, capture_output=True, text=True, timeout=120,
+                                 check=True)
+        envs = json.loads(listing.stdout)["environments"]
+        assert sum(e["status"] == "up to date" for e in envs) == int(match[2])
+        assert json.loads(listing.stdout)["kernels_dir"].startswith(root)
+    finally:
+        shutil.rmtree(root)
 
 
 @pytest.mark.parametrize(("args", "expected"), [

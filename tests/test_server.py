@@ -195,7 +195,7 @@ async def test_page_lists_environments_escaped(jp_fetch: Any, projects: Path) ->
         assert f'<div class="ozk-name">{name}</div>' in html
     assert "we&#39;ird $(touch PWNED) ;x" in html
     assert XSS not in html and "&lt;img src=x onerror=alert(1)&gt;" in html
-    assert "pip install ipykernel" in html and "recreate it" in html
+    assert "pip install ipykernel" in html and "-m venv --upgrade" in html
     css = await jp_fetch("static", "ozkernels", "ozkernels.css")
     assert b"prefers-color-scheme: dark" in css.body
 

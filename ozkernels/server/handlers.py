@@ -19,12 +19,14 @@ from ..display import shorten
 from ..errors import LockError, OzkernelsError
 from ..failures import StartFailure
 from ..sync import BROKEN, NEEDS_SYNC, NO_IPYKERNEL, UNTRACKED, UP_TO_DATE, Action, Plan
+from ..sync import REMOVED as USER_REMOVED
 from .service import Inventory
 
 AUTH_RESOURCE = "ozkernels"
 REMOVED = "to be removed"
 KERNEL_STATUS = {"keep": UP_TO_DATE, "add": NEEDS_SYNC, "update": NEEDS_SYNC, "remove": REMOVED}
-PROBLEMS = (BROKEN, NO_IPYKERNEL)
+# Rows the page shows with their fix under them.
+PROBLEMS = (BROKEN, NO_IPYKERNEL, USER_REMOVED)
 
 T = TypeVar("T")
 

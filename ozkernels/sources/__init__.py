@@ -40,6 +40,25 @@ class ModuleIndex:
             for d in m.bin_dirs:
                 self._by_bin.setdefault(os.path.normpath(d), m)
         self._real: dict[str, ModuleInfo] | None = None
+        self._names: set[str] | None = None
+
+    def knows(self, name: str) -> bool:
+        """Whether the module system has a module by this name (full, or its default)."""
+        if self._names is None:
+            self._names = {m.full_name for m in self.modules}
+            self._names |= {m.full_name.split("/")[0] for m in self.modules}
+        return name in self._names
+
+    def close_to(self, name: str) -> list[str]:
+        """Modules whose names are close to a mistyped or removed one, closest first."""
+        import difflib
+
+        names = sorted({m.full_name for m in self.modules})
+        package = name.split("/")[0].lower()
+        same = [n for n in names if n.split("/")[0].lower() == package]
+        close = difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+        return [*sorted(same, key=lambda n: -difflib.SequenceMatcher(None, name, n).ratio()),
+                *(n for n in close if n not in same)][:3]
 
     def python_module(self, version: str) -> ModuleInfo | None:
         """The module Python to rebuild a venv of Python X.Y on: that version if any, newest."""
@@ -71,6 +90,7 @@ class Context:
     home: str = field(default_factory=lambda: os.path.expanduser("~"))
     site: bool = False
     modulepath: str = ""
+    removed: list[Environment] = field(default_factory=list)
 
     def recorded_modules(self, prefix: str, base: tuple[str, ...]) -> tuple[str, ...]:
         """Modules recorded for this env, else the base chain; the base chain is kept."""
@@ -136,6 +156,10 @@ class Source(LoggingConfigurable):
     def watch_paths(self, context: Context) -> list[str]:
         """Paths whose stat changes when an env of this kind appears (roots, envs dirs...)."""
         return []
+
+    def looked_in(self, context: Context) -> str:
+        """Where find() looks, for a user told that nothing was found."""
+        return f"{self.kind} envs from the {type(self).__name__} source"
 
     def env_watch_paths(self, env: Environment) -> list[str]:
         """What changes when one env is removed, repaired or gets (or loses) ipykernel."""

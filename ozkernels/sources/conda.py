@@ -70,6 +70,11 @@ def _unquote(value: str) -> str:
     return value
 
 
+def shorten_home(path: str, home: str) -> str:
+    """A path with the home dir shown as ~."""
+    return "~" + path[len(home):] if home != "/" and path.startswith(home + "/") else path
+
+
 class CondaSource(Source):
     """Finds conda/mamba envs from environments.txt, condarc envs_dirs and the env vars."""
 
@@ -175,6 +180,12 @@ class CondaSource(Source):
             # conda writes conda-meta/history last: an env being created is not one yet.
             paths += [p for e in entries for p in (e, os.path.join(e, "conda-meta"))]
         return paths
+
+    def looked_in(self, context: Context) -> str:
+        """environments.txt and the envs dirs."""
+        dirs = ", ".join(shorten_home(d, context.home) for d in self.candidate_dirs(context))
+        return ("conda envs listed in ~/.conda/environments.txt and in envs dirs "
+                f"{dirs or '(none)'} (c.CondaSource.envs_dirs)")
 
     def inspect(self, path: str, real: str, name: str, context: Context) -> Environment:
         """An Environment for one conda env dir."""

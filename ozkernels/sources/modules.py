@@ -88,6 +88,14 @@ class ModuleSource(Source):
             fnmatch.fnmatchcase(name, p) for p in self.exclude
         )
 
+    def looked_in(self, context: Context) -> str:
+        """The module system's MODULEPATH and the name patterns."""
+        index = context.modules
+        if not index.modules:
+            return f"module Pythons: {index.skipped or 'no modules on MODULEPATH'}"
+        return (f"module Pythons named {', '.join(self.patterns)} (c.ModuleSource.patterns) "
+                f"among {len(index.modules)} modules on MODULEPATH={index.modulepath}")
+
     def find(self, context: Context) -> list[Environment]:
         """An Environment per module Python, and per configured module with kernelspecs."""
         found = []

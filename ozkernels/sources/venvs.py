@@ -122,6 +122,14 @@ class VenvSource(Source):
             paths += [path, os.path.dirname(path.rstrip("/"))]
         return paths
 
+    def looked_in(self, context: Context) -> str:
+        """The roots and their depth (c.VenvSource.roots / max_depth)."""
+        if context.site:
+            return "venvs: only KernelsManager.site_envs in a site run"
+        roots = ", ".join(self.roots) or "no roots"
+        return (f"venvs (pyvenv.cfg) in {roots}, {self.max_depth} level(s) deep "
+                "(c.VenvSource.roots)")
+
     def inspect(self, path, real, context: Context, bases, origin="", cfg=None):
         """An Environment for one venv dir; broken ones say why."""
         name = venv_name(path)
