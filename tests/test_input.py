@@ -115,7 +115,7 @@ def test_list_shows_removed_envs_with_the_command_that_restores_them(own_site, e
     row = rows(run_ozk, env)["analysis"]
     assert (row["status"], row["kernel"], row["fix"]) == ("removed", "", f"ozkernels add {venv}")
     text = run_ozk("list", env=env).stdout
-    assert re.search(r"venv +analysis +- +removed", text)
+    assert re.search(r"venv +analysis +- +python +removed", text)
     assert "venv:analysis: removed: " in text and f"fix: ozkernels add {venv}" in text
     assert "venv-analysis" not in run_ozk("sync", env=env).stdout  # sync leaves it alone
     out = run_ozk("add", venv, env=env).stdout
