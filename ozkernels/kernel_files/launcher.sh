@@ -193,14 +193,13 @@ _ozk_memo="" _ozk_memo_err="" _ozk_memo_t0=""
 _ozk_memo_written=()
 _ozk_memo_watch=()
 
-# Sets _ozk_memo (the memo path) and _ozk_memo_id (what the memo must have been recorded for).
+# Sets _ozk_memo, the memo files' common path ('' when off or no cache dir is usable).
 _ozk_memo_init() {
     local base=${XDG_CACHE_HOME:-${HOME:+$HOME/.cache}} self=$0 id
     _ozk_memo=""
     [[ ${OZKERNELS_LAUNCH_CACHE:-1} != 0 && $base == /* ]] || return 0
     [[ $self == /* ]] || self=$PWD/$self
-    _ozk_memo_id=("$_ozk_memo_version" "$self" "$HOSTTYPE" "$_ozk_lmod_arg" "$_ozk_modulepath"
-        "${#_ozk_modules[@]}" "${_ozk_modules[@]}")
+    _ozk_memo_self=$self
     id=${self%/*}
     id=${id//%/%25}
     id=${id//\//%2F}
@@ -241,8 +240,8 @@ _ozk_memo_count() {
 _ozk_memo_apply() {
     local -a m=()
     local i j k n v w nw
-    [[ -n $_ozk_memo && -f $_ozk_memo && -O $_ozk_memo ]] || return 1
-    mapfile -d '' -t m <"$_ozk_memo" 2>/dev/null || return 1
+    [[ -n $_ozk_memo && -f $_ozk_memo_f && -O $_ozk_memo_f ]] || return 1
+    mapfile -d '' -t m <"$_ozk_memo_f" 2>/dev/null || return 1
     [[ ${#m[@]} -gt 8 && ${m[0]} == "ozkernels-launch-memo $_ozk_memo_version" ]] || return 1
     k=${m[1]} i=2
     [[ $k == "${#_ozk_memo_id[@]}" ]] || return 1
@@ -270,7 +269,7 @@ _ozk_memo_apply() {
     k=${m[i + 1]}
     _ozk_memo_count "$k" || return 1
     for ((i += 2; k > 0; k--, i++)); do
-        [[ -e ${m[i]} && ${m[i]} -ot $_ozk_memo ]] || return 1
+        [[ -e ${m[i]} && ${m[i]} -ot $_ozk_memo_f ]] || return 1
     done
     k=${m[i]}
     _ozk_memo_count "$k" || return 1
@@ -352,6 +351,7 @@ _ozk_memo_end() {
     for d in "${mps[@]}"; do
         [[ -n $d ]] || continue
         _ozk_memo_watch+=("$d")
+        [[ $1 == load ]] || continue
         for m in "${_ozk_modules[@]}"; do
             part=$d
             while [[ $m == */* ]]; do
@@ -381,34 +381,59 @@ _ozk_memo_end() {
     out=("ozkernels-launch-memo $_ozk_memo_version" "${#_ozk_memo_id[@]}" "${_ozk_memo_id[@]}"
         $((${#written[@]} / 3)) "${written[@]}" $((${#inputs[@]} / 2)) "${inputs[@]}"
         "$_ozk_memo_cfg" "${#mw[@]}" "${mw[@]}" "${#ma[@]}" "${ma[@]}" "$_ozk_memo_err" end)
-    _ozk_memo_write "$tmp" "$_ozk_memo" out
+    _ozk_memo_write "$tmp" "$_ozk_memo_f" out
     return 0
 }
 
-# The module step: find the module system, purge the server's modules, make the recorded
-# MODULEPATH dirs findable, load the recorded modules, verify.  Sets _ozk_memo_ok when the
-# module system ran and succeeded (only then is the step worth remembering).
-_ozk_modules_load() {
-    local c d m fix
-    local -a mp
-    _ozk_lmod=""
+# Run a module step (purge or load) through its memo: applied when valid, else the real step
+# runs and is recorded.  The two are remembered apart, so a change to the kernel's modules
+# costs one Lmod run (the load), and so does a server with other modules (the purge).
+_ozk_memo_step() {
+    _ozk_memo_ok="" _ozk_memo_err="" _ozk_memo_written=() _ozk_memo_watch=()
+    _ozk_memo_f=$_ozk_memo.$1
+    _ozk_memo_id=("$_ozk_memo_version" "$1" "${_ozk_memo_self-}" "$HOSTTYPE" "$_ozk_lmod_arg")
+    [[ $1 == purge ]] ||
+        _ozk_memo_id+=("$_ozk_modulepath" "${#_ozk_modules[@]}" "${_ozk_modules[@]}")
+    if ! _ozk_memo_apply; then
+        _ozk_memo_begin
+        "$2"
+        _ozk_memo_end "$1"
+    fi
+}
+
+# Find Lmod (sets _ozk_lmod); 1 when there is none, fatal when modules are needed.
+_ozk_modsys_find() {
+    local c
+    [[ -z ${_ozk_lmod:-} ]] || return 0
     for c in "${LMOD_CMD:-}" "$_ozk_lmod_arg" "${LMOD_PKG:+$LMOD_PKG/libexec/lmod}" "${_ozk_lmod_std[@]}"; do
         if [[ -n $c && -f $c && -x $c ]]; then
             _ozk_lmod=$c
-            break
+            return 0
         fi
     done
+    if ((${#_ozk_modules[@]})); then
+        _ozk_die "Lmod not found, but modules are needed (${_ozk_modules[*]}); set LMOD_CMD to Lmod's libexec/lmod or install Lmod"
+    fi
+    return 1
+}
+
+# The purge step: the server's modules go, as `module --force purge` does.  Sets
+# _ozk_memo_ok when the module system ran and succeeded (only then is a step remembered).
+_ozk_modules_purge() {
+    _ozk_modsys_find || return 0
+    _ozk_lmod_run "unloading the server's modules ($LOADEDMODULES)" \
+        "; set LMOD_CMD to a working Lmod, or unload them before starting Jupyter" --force purge
+    _ozk_lmod_watch
+    _ozk_memo_ok=1
+}
+
+# The load step: make the recorded MODULEPATH dirs findable, load the recorded modules,
+# verify they are loaded.
+_ozk_modules_load() {
+    local d m fix
+    local -a mp
+    _ozk_modsys_find || return 0
     fix="; the module may have been removed or renamed: run 'ozkernels sync', or 'ozkernels add $_ozk_prefix --module NEW'"
-    if [[ -z $_ozk_lmod ]]; then
-        if ((${#_ozk_modules[@]})); then
-            _ozk_die "Lmod not found, but modules are needed (${_ozk_modules[*]}); set LMOD_CMD to Lmod's libexec/lmod or install Lmod"
-        fi
-        return 0
-    fi
-    if [[ -n ${LOADEDMODULES:-} ]]; then
-        _ozk_lmod_run "unloading the server's modules ($LOADEDMODULES)" \
-            "; set LMOD_CMD to a working Lmod, or unload them before starting Jupyter" --force purge
-    fi
     # The server may run with a different MODULEPATH than the sync did (systemd, a hub):
     # the recorded dirs are appended so the recorded modules stay findable.
     IFS=: read -ra mp <<<"$_ozk_modulepath"
@@ -623,10 +648,11 @@ fi
 # ---------------------------------------------------------------- 2. modules
 _ozk_memo_init
 if ((${#_ozk_modules[@]})) || [[ -n ${LOADEDMODULES:-} ]]; then
-    if ! _ozk_memo_apply; then
-        _ozk_memo_begin
+    [[ -z ${LOADEDMODULES:-} ]] || _ozk_memo_step purge _ozk_modules_purge
+    if ((${#_ozk_modules[@]})); then
+        _ozk_memo_step load _ozk_modules_load
+    else
         _ozk_modules_load
-        _ozk_memo_end
     fi
 fi
 
