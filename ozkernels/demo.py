@@ -82,6 +82,9 @@ class DemoRun:
         envs = listing.get("environments", [])
         kernels = sum(bool(e.get("kernel")) + len(e.get("variant_kernels", [])) for e in envs
                       if e.get("status") == "up to date")
+        # Kernels the envs ship besides the Python one (IRkernel, bash_kernel...).
+        kernels += sum(1 for e in envs for k in e.get("other_kernels", [])
+                       if k.get("status") == "up to date")
         failed = [s["step"] for s in self.steps if s["exit_code"]]
         check = "every kernel started and checked" if "check" not in failed else \
             "some kernels FAILED to start (see check)"
