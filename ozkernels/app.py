@@ -14,6 +14,7 @@ from traitlets.config import Application
 
 from . import fixes
 from ._version import __version__
+from .configfile import ConfigErrorFilter
 from .display import shorten, table, terminal_width
 from .errors import OzkernelsError, UsageError
 from .failures import read_failures
@@ -118,10 +119,18 @@ class OzkernelsBase(Application):
         if self.subapp is not None:
             return
         command_line = deepcopy(self.config)
-        self.load_config_file("jupyter_ozkernels_config", path=jupyter_config_path())
-        if self.config_file:
-            folder, filename = os.path.split(os.path.abspath(self.config_file))
-            self.load_config_file(filename, path=[folder])
+        errors = ConfigErrorFilter(keep=False)
+        self.log.addFilter(errors)
+        try:
+            self.load_config_file("jupyter_ozkernels_config", path=jupyter_config_path())
+            if self.config_file:
+                folder, filename = os.path.split(os.path.abspath(self.config_file))
+                self.load_config_file(filename, path=[folder])
+        finally:
+            self.log.removeFilter(errors)
+        if errors.errors:
+            print(f"ozkernels: error: {errors.errors[0]}; fix or move it", file=sys.stderr)
+            self.exit(1)
         self.update_config(command_line)
 
     def print_help(self, classes: bool = False) -> None:

@@ -73,8 +73,11 @@ class Discovery(LoggingConfigurable):
         return os.path.join(jupyter_data_dir(), "ozkernels", "environments.json")
 
     def registry(self) -> Registry:
-        """The user's registry, loaded."""
-        return Registry(self.registry_path).load()
+        """The user's registry, loaded (a damaged part is skipped with one warning)."""
+        registry = Registry(self.registry_path).load()
+        for warning in registry.warnings:
+            self.log.warning("%s", warning)
+        return registry
 
     def source(self, name: str) -> Source:
         """A configured instance of a named source (one per name and Discovery)."""

@@ -45,23 +45,54 @@ def version_from_python_link(python: str) -> str:
     return m.group(1) if m else ""
 
 
-def read_small(path: str) -> str:
-    """A small file's text with one metadata call (open() would add two fstat calls)."""
+# Files ozkernels reads (pyvenv.cfg, environments.txt, condarc, kernel.json, its registry) are
+# small; one bigger than this is damaged, and reading it whole would cost the sync its memory.
+MAX_READ = 4 << 20
+PATH_MAX = 4096
+
+
+class DamagedFileError(ValueError):
+    """A file's content is not what it should be (too big, or not the expected format)."""
+
+
+def read_small(path: str, limit: int = MAX_READ) -> str:
+    """A small file's text with one metadata call (open() would add two fstat calls).
+
+    Bytes that are not UTF-8 come back as surrogate escapes, so paths keep their exact bytes.
+    """
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        chunks = []
+        chunks, size = [], 0
         while chunk := os.read(fd, 1 << 16):
+            size += len(chunk)
+            if size > limit:
+                msg = f"{path} is larger than {limit >> 20} MiB"
+                raise DamagedFileError(msg)
             chunks.append(chunk)
     finally:
         os.close(fd)
-    return b"".join(chunks).decode("utf-8", "replace")
+    return b"".join(chunks).decode("utf-8", "surrogateescape")
+
+
+def path_problem(path: str) -> str:
+    """Why a path read from a file can be no path on Linux, or '' when it can be one."""
+    if "\0" in path:
+        return "it contains a NUL byte"
+    if len(os.fsencode(path)) >= PATH_MAX:
+        return f"it is longer than {PATH_MAX} bytes"
+    return ""
+
+
+def text_lines(text: str) -> list[str]:
+    """Lines split at LF only (CRLF ends too): str.splitlines() also splits at \\x1c, \\x85..."""
+    return [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
 
 
 def read_pyvenv_cfg(path: str) -> dict[str, str]:
     """The key = value pairs of a pyvenv.cfg (keys lower-cased, as venv reads them)."""
     text = read_small(path)
     values = {}
-    for line in text.splitlines():
+    for line in text_lines(text):
         key, sep, value = line.partition("=")
         if sep:
             values[key.strip().lower()] = value.strip()

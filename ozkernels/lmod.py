@@ -85,14 +85,16 @@ def run_spider(lmod_cmd: str, modulepath: str, timeout: float = 120) -> list[Mod
     try:
         out = subprocess.run(
             [spider, "-o", "spider-json", modulepath],
-            capture_output=True, text=True, timeout=timeout, check=True,
-        ).stdout
+            capture_output=True, timeout=timeout, check=True,
+        ).stdout.decode("utf-8", "surrogateescape")
     except (OSError, subprocess.SubprocessError) as e:
         msg = f"Lmod's spider ({spider}) failed: {e}"
         raise LmodError(msg) from e
     try:
-        return parse_spider(json.loads(out or "{}"))
-    except (ValueError, AttributeError) as e:
+        # strict=False: a modulefile's control bytes (NUL included) reach spider's JSON raw;
+        # one such module must not cost every other module.
+        return parse_spider(json.loads(out or "{}", strict=False))
+    except (ValueError, AttributeError, TypeError) as e:
         msg = f"Lmod's spider printed something that is not its JSON: {e}"
         raise LmodError(msg) from e
 
@@ -135,8 +137,8 @@ class SpiderCache:
             if any(_stamp(p) != s for p, s in data["stamps"].items()):
                 return None
             return [ModuleInfo(**{**m, **_tuples(m)}) for m in data["modules"]]
-        except (OSError, ValueError, KeyError, TypeError):
-            return None
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None  # missing or damaged: spider runs again and the cache is rewritten
 
     def store(self, modules: list[ModuleInfo]) -> None:
         """Write the cache atomically; a cache that cannot be written is only slower."""

@@ -75,11 +75,20 @@ def ozk_config() -> dict[str, Any]:
 
 
 @pytest.fixture
+def ozk_config_bytes() -> bytes | None:
+    """Raw bytes of jupyter_ozkernels_config.json, e.g. a damaged file (None: ozk_config)."""
+    return None
+
+
+@pytest.fixture
 def jp_server_config(site_environ: dict[str, str], projects: Path, jp_config_dir: Path,
-                     extra_config: dict[str, Any], ozk_config: dict[str, Any]) -> Config:
+                     extra_config: dict[str, Any], ozk_config: dict[str, Any],
+                     ozk_config_bytes: bytes | None) -> Config:
     """The extension on, with a projects dir added to the default venv roots."""
     if ozk_config:
         (jp_config_dir / "jupyter_ozkernels_config.json").write_text(json.dumps(ozk_config))
+    if ozk_config_bytes is not None:
+        (jp_config_dir / "jupyter_ozkernels_config.json").write_bytes(ozk_config_bytes)
     roots = [*VenvSource.class_traits()["roots"].default(), str(projects)]
     config = Config({"ServerApp": {"jpserver_extensions": {"ozkernels": True}},
                      "VenvSource": {"roots": roots}})
@@ -434,3 +443,17 @@ async def test_error_pages_render_without_exceptions(
         os.close(fd)
     assert (await fetch("ozkernels/api/sync", "POST")).code == 200
     assert logged_exceptions(caplog.records) == []
+
+
+@pytest.mark.parametrize("ozk_config_bytes", [b"{not json", b"\xff\0"])
+async def test_malformed_config_file_is_one_log_line_and_the_server_runs(
+    capfd: pytest.CaptureFixture[str], jp_fetch: Any, jp_config_dir: Path
+) -> None:
+    cfg = jp_config_dir / "jupyter_ozkernels_config.json"
+    assert (await jp_fetch("ozkernels", "api", "environments")).code == 200
+    # The server's log handler writes to the stderr it found at start (traitlets' dictConfig
+    # replaces handlers added before): read it as the terminal would show it.
+    err = capfd.readouterr().err
+    lines = [line for line in err.splitlines() if str(cfg) in line]
+    assert len(lines) == 1 and "cannot load config file" in lines[0], err[-2000:]
+    assert "Traceback" not in err

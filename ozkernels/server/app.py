@@ -12,6 +12,7 @@ from jupyter_server.extension.application import ExtensionApp, ExtensionAppJinja
 from traitlets import Float, default
 
 from .._version import __version__
+from ..configfile import ConfigErrorFilter
 from ..failures import ENV_VAR, FailureWatch, failures_dir, launcher_default
 from ..manager import CONFIGURABLES, KernelsManager
 from .events import Announcer
@@ -48,6 +49,15 @@ class OzkernelsExtension(ExtensionAppJinjaMixin, ExtensionApp):
         30.0, help="Seconds a request waits for discovery or a sync before answering 504 "
         "(the work goes on in the background).",
     ).tag(config=True)
+
+    def load_config_file(self, *args: Any, **kwargs: Any) -> None:
+        """Load the config; a file that does not load is one log line, and the server runs on."""
+        errors = ConfigErrorFilter(suffix="; ozkernels runs without it")
+        self.log.addFilter(errors)
+        try:
+            super().load_config_file(*args, **kwargs)
+        finally:
+            self.log.removeFilter(errors)
 
     @default("static_paths")
     def _default_static_paths(self) -> list[str]:

@@ -13,7 +13,7 @@ from traitlets.config import LoggingConfigurable
 
 from ..environment import Environment
 from ..errors import SourceError
-from ..layout import site_packages
+from ..layout import path_problem, site_packages
 from ..lmod import ModuleInfo
 from ..registry import Registry
 
@@ -38,7 +38,8 @@ class ModuleIndex:
         self._by_bin: dict[str, ModuleInfo] = {}
         for m in self.modules:
             for d in m.bin_dirs:
-                self._by_bin.setdefault(os.path.normpath(d), m)
+                if not path_problem(d):  # a damaged modulefile's PATH entry is no dir
+                    self._by_bin.setdefault(os.path.normpath(d), m)
         self._real: dict[str, ModuleInfo] | None = None
         self._names: set[str] | None = None
 

@@ -14,7 +14,14 @@ from traitlets import List, Unicode
 from .. import fixes
 from ..environment import Environment
 from ..kernelspecs import conda_versions, find_kernelspecs, spec_watch_paths
-from ..layout import has_ipykernel, read_small, version_from_lib, version_from_python_link
+from ..layout import (
+    has_ipykernel,
+    path_problem,
+    read_small,
+    text_lines,
+    version_from_lib,
+    version_from_python_link,
+)
 from . import Context, Source
 
 _KEY = re.compile(r"^(envs_dirs|envs_path)\s*:\s*(.*)$")
@@ -42,7 +49,7 @@ def condarc_paths(environ, home: str) -> list[str]:
 def parse_envs_dirs(text: str) -> list[str]:
     """The envs_dirs entries of a condarc (block or flow YAML list), without a YAML parser."""
     dirs: list[str] = []
-    lines = text.splitlines()
+    lines = text_lines(text)
     for i, line in enumerate(lines):
         m = _KEY.match(line.split(" #")[0].rstrip())
         if not m:
@@ -99,11 +106,14 @@ class CondaSource(Source):
             dirs += [d for d in re.split(r"[:,]", env.get(var, "")) if d]
         for rc in condarc_paths(env, home):
             try:
-                with open(rc, encoding="utf-8", errors="replace") as f:
-                    text = f.read()
+                text = read_small(rc)
             except OSError:
                 continue
-            dirs += [os.path.expanduser(os.path.expandvars(d)) for d in parse_envs_dirs(text)]
+            except ValueError as damaged:
+                self.log.warning("%s; skipped", damaged)
+                continue
+            dirs += self._usable(rc, [os.path.expanduser(os.path.expandvars(d))
+                                      for d in parse_envs_dirs(text)], "envs_dirs entry")
         dirs.append(os.path.join(home, ".conda", "envs"))
         return list(dict.fromkeys(dirs))
 
@@ -113,11 +123,14 @@ class CondaSource(Source):
         scanned: list[tuple[str, str, bool]] = []  # (path, name, is a symlink)
         real_dirs: set[str] = set()
         if not context.site:
+            txt = os.path.join(context.home, ".conda", "environments.txt")
             try:
-                text = read_small(os.path.join(context.home, ".conda", "environments.txt"))
-                listed += [(line.strip(), "") for line in text.splitlines() if line.strip()]
+                lines = [line.strip() for line in text_lines(read_small(txt))]
+                listed += [(p, "") for p in self._usable(txt, [p for p in lines if p], "line")]
             except OSError:
                 pass
+            except ValueError as damaged:
+                self.log.warning("%s; skipped", damaged)
             for d in self.candidate_dirs(context):
                 try:
                     entries = sorted(os.scandir(d), key=lambda e: e.name)
@@ -128,6 +141,14 @@ class CondaSource(Source):
                     with contextlib.suppress(OSError):
                         scanned.append((e.path, e.name, e.is_symlink()))
         return self._valid(listed, scanned, real_dirs, context)
+
+    def _usable(self, source: str, paths: list[str], what: str) -> list[str]:
+        """The paths that can be paths; the others are skipped with one warning naming source."""
+        bad = [(i, why) for i, p in enumerate(paths, 1) if (why := path_problem(p))]
+        if bad:
+            self.log.warning("%s: skipping %d %s(s) that cannot be a path (the first: %s)",
+                             source, len(bad), what, bad[0][1])
+        return [p for p in paths if not path_problem(p)]
 
     def _valid(self, listed, scanned, real_dirs, context: Context) -> list[Environment]:
         """Inspect each candidate that is a conda env, once per real path."""

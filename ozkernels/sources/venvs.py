@@ -9,7 +9,7 @@ from traitlets import Int, List, Unicode
 from .. import fixes
 from ..environment import Environment, short_version
 from ..kernelspecs import find_kernelspecs, spec_watch_paths
-from ..layout import has_ipykernel, has_pip, read_pyvenv_cfg, version_from_lib
+from ..layout import has_ipykernel, has_pip, path_problem, read_pyvenv_cfg, version_from_lib
 from . import Context, Source
 
 GENERIC_NAMES = {"venv", ".venv", "env", ".env", "virtualenv", ".virtualenv"}
@@ -143,12 +143,24 @@ class VenvSource(Source):
                 cfg, PermissionError) else ""
             return Environment(python=python, problem=f"cannot read pyvenv.cfg: {cfg.strerror}",
                                fix=fix, **common)
+        if isinstance(cfg, ValueError):
+            self.log.warning("%s; the venv is listed as broken", cfg)
+            return Environment(python=python, problem=f"damaged pyvenv.cfg: {cfg}",
+                               fix=fixes.recreate_venv(path, (), system_site=False), **common)
         home = cfg.get("home", "")
         system_site = cfg.get("include-system-site-packages", "").lower() == "true"
         full = cfg.get("version") or cfg.get("version_info") or ""
         version = short_version(full)
         if not version[:1].isdigit():
             version = version_from_lib(path)
+        if path_problem(home):
+            cfg_path = os.path.join(path, "pyvenv.cfg")
+            why = f"its home line cannot be a path ({path_problem(home)})"
+            self.log.warning("%s: %s; the venv is listed as broken", cfg_path, why)
+            rebuild = context.modules.python_module(version)
+            return Environment(python=python, problem=f"damaged pyvenv.cfg: {why}",
+                               fix=fixes.recreate_venv(path, rebuild.chain if rebuild else (),
+                                                       system_site=system_site), **common)
         if not home:
             rebuild = context.modules.python_module(version)
             return Environment(python=python, problem="pyvenv.cfg has no 'home' line "
@@ -187,7 +199,7 @@ class VenvSource(Source):
                            fix=fix, **common)
 
 
-def _try_cfg(path: str) -> dict[str, str] | OSError | None:
+def _try_cfg(path: str) -> dict[str, str] | OSError | ValueError | None:
     """The parsed pyvenv.cfg of a dir, None when there is none, or the error reading it."""
     cfg = os.path.join(path, "pyvenv.cfg")
     try:
@@ -201,5 +213,5 @@ def _try_cfg(path: str) -> dict[str, str] | OSError | None:
         except OSError:
             return None
         return e
-    except OSError as e:
+    except (OSError, ValueError) as e:  # ValueError: DamagedFileError
         return e
