@@ -222,6 +222,40 @@ def kernel_env(p: dict, kind: str) -> dict[str, str]:
     return dict(x.split("=", 1) for x in proc.stdout.decode().split("\0") if "=" in x)
 
 
+def profile_launcher(p: dict, kind: str, runs: int = 7) -> dict[str, float]:
+    """Where one launcher start goes, by function (ms per start, medians): a copy of the
+    kernel's launcher traced with bash's xtrace, EPOCHREALTIME in each line (xtrace itself
+    slows every traced command, so the shares matter, not the sum)."""
+    argv = _argv(p["kernels"], p["kinds"][f"ozk_{kind}"], p["site"].root)
+    copy = p["site"].root / "profile" / f"ozk-{kind}" / "ozkernels-launch"
+    copy.parent.mkdir(parents=True, exist_ok=True)
+    lines = Path(argv[0]).read_text().split("\n")
+    trace = copy.parent / "xtrace"
+    lines.insert(1, "PS4='+ ${EPOCHREALTIME} ${FUNCNAME[0]:-main} '; "
+                 f"exec {{_ozk_xfd}}>>{shlex.quote(str(trace))}; BASH_XTRACEFD=$_ozk_xfd; set -x")
+    copy.write_text("\n".join(lines))
+    copy.chmod(0o755)
+    argv = [str(copy), *argv[1:]]
+    subprocess.run(argv, env=p["env"], capture_output=True, timeout=120, check=False)
+    per_run: list[dict[str, float]] = []
+    for _ in range(runs):
+        trace.unlink(missing_ok=True)
+        subprocess.run(argv, env=p["env"], capture_output=True, timeout=120, check=False)
+        rows = []
+        for line in trace.read_text(errors="replace").splitlines():
+            parts = line.lstrip("+").split(" ", 3)
+            if len(parts) >= 3 and parts[1].replace(".", "").replace(",", "").isdigit():
+                rows.append((float(parts[1].replace(",", ".")), parts[2]))
+        spent: dict[str, float] = {}
+        for (t, fn), (t_next, _) in zip(rows, rows[1:]):
+            spent[fn] = spent.get(fn, 0.0) + t_next - t
+        spent["(all traced)"] = rows[-1][0] - rows[0][0] if rows else 0.0
+        per_run.append(spent)
+    names = {n for r in per_run for n in r}
+    return dict(sorted(((n, median([r.get(n, 0.0) for r in per_run])) for n in names),
+                       key=lambda x: -x[1]))
+
+
 def run(ozk_python: Path, root: Path, modules: int, runs: int) -> dict:
     """The whole section: prepare, time-to-exec, start-to-ready, what the kernels got."""
     p = prepare(root, ozk_python, modules)
@@ -238,9 +272,10 @@ def run(ozk_python: Path, root: Path, modules: int, runs: int) -> dict:
     memo_dir = Path(p["env"]["HOME"]) / ".cache" / "ozkernels" / "launch"
     if p["env"].get("XDG_CACHE_HOME"):
         memo_dir = Path(p["env"]["XDG_CACHE_HOME"]) / "ozkernels" / "launch"
+    profile = {kind: profile_launcher(p, kind) for kind in KINDS if f"ozk_{kind}" in p["kinds"]}
     log(f"start-to-ready: {runs} interleaved rounds of {len(p['kinds'])} kernels")
     k = realsite.measure(ozk_python, p["env"], p["kinds"], runs)
     return {"time_to_exec": tte, "kernels": k, "counts": p["counts"], "notes": p["notes"],
-            "kernel_env": leaks, "server_modules": list(SERVER_MODULES),
+            "kernel_env": leaks, "server_modules": list(SERVER_MODULES), "profile": profile,
             "memos": len(list(memo_dir.glob("*@*"))) if memo_dir.is_dir() else 0,
             "loaded": p["modules"]}

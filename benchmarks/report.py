@@ -405,6 +405,10 @@ def loginnode_bounds(d: dict, missed: list[str]) -> str:
         f"`bash -p` starting {ms(tte['floor:bash']['p50'])} ms. Without the memo every start "
         f"runs Lmod: purge {ms(tte['lmod:purge']['p50'])} ms and load "
         f"{ms(tte['lmod:load']['p50'])} ms on this tree.")
-    if d.get("profile"):
-        text += " " + d["profile"]
+    for kind, prof in (d.get("profile") or {}).items():
+        top = [(n, t) for n, t in prof.items() if n != "(all traced)"][:6]
+        text += (f"\n\nProfile of one {kind} launcher start with the memo (bash xtrace with "
+                 f"`EPOCHREALTIME`, median of 7; tracing slows every command, so read the "
+                 f"shares): {ms(prof.get('(all traced)'))} ms traced; " + ", ".join(
+                     f"`{n}` {ms(t)} ms" for n, t in top) + ".")
     return text
