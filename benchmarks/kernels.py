@@ -20,7 +20,7 @@ from jupyter_client.manager import KernelManager
 READY_TIMEOUT = 60
 
 
-def once(kernel_name: str) -> tuple[float, float, int | None, float | None]:
+def once(kernel_name: str, kill: bool = False) -> tuple[float, float, int | None, float | None]:
     """Start a kernel, wait until it answers, shut it down gracefully; return the two times
     the kernel process' exit code (negative: it had to be killed) and when the process had
     gone after the shutdown began."""
@@ -40,7 +40,7 @@ def once(kernel_name: str) -> tuple[float, float, int | None, float | None]:
     if proc is not None:
         # jupyter_client checks every 0.1 s whether the kernel has exited; this sees it at once.
         threading.Thread(target=_watch_exit, args=(proc, start, gone), daemon=True).start()
-    km.shutdown_kernel(now=False)
+    km.shutdown_kernel(now=kill)
     down = time.perf_counter() - start
     code = proc.poll() if proc is not None else None
     return ready, down, code, gone[0] if gone else None
@@ -60,6 +60,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=20, help="Timed rounds (default 20).")
     parser.add_argument("--warmup", type=int, default=1, help="Untimed rounds first (default 1).")
+    parser.add_argument("--kill", action="store_true", help="Stop each kernel with "
+                        "shutdown_kernel(now=True) (when shutdown is not measured).")
     parser.add_argument("kinds", nargs="+", metavar="KIND=KERNEL_NAME")
     args = parser.parse_args(argv)
     kinds = dict(k.split("=", 1) for k in args.kinds)
@@ -72,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
             if label in errors:
                 continue
             try:
-                ready, down, code, gone = once(kinds[label])
+                ready, down, code, gone = once(kinds[label], args.kill)
             except Exception as e:  # noqa: BLE001 - one broken kind must not stop the others
                 errors[label] = f"{type(e).__name__}: {e}"
                 continue

@@ -105,10 +105,11 @@ def prepare(root: Path, ozk_python: Path, envkernel_python: Path | None
     return site, env, kinds, notes
 
 
-def measure(driver: Path, env: dict[str, str], kinds: dict[str, str], runs: int) -> dict:
+def measure(driver: Path, env: dict[str, str], kinds: dict[str, str], runs: int,
+            extra: tuple[str, ...] = ()) -> dict:
     """Run kernels.py with the driver interpreter (it needs jupyter_client) in the server
     environment; return its results with medians added."""
-    cmd = [str(driver), str(HERE / "kernels.py"), "--runs", str(runs),
+    cmd = [str(driver), str(HERE / "kernels.py"), "--runs", str(runs), *extra,
            *(f"{k}={v}" for k, v in kinds.items())]
     # The kernels' own stderr (ipykernel's TCP warning, every start) goes to a file.
     log_path = HERE / "_site" / "kernels.log"

@@ -388,7 +388,8 @@ def loginnode_section(d: dict) -> tuple[str, list[Check]]:
         "*start-to-ready* through jupyter_client as in section 3; the plain specs are what "
         "`ipykernel install` writes for the same interpreter (plus `LD_LIBRARY_PATH` for the "
         "module Pythons, without which they do not start). *Median of per-round ratios; the "
-        "six kernels rotate through every round after one warm-up round.",
+        "six kernels rotate through every round after one warm-up round, each killed once "
+        "ready (`shutdown_kernel(now=True)`; graceful shutdown is section 3's).",
         f"What the kernels got (interpreter replaced by `env`): {envs}. Memo files: "
         f"{d.get('memos', '?')}.",
     ]

@@ -188,6 +188,9 @@ for name, value in env.items():
 # module system when every value is equal and every path is still older than the memo
 # (mtime set to just before the recording step ran).  Anything else runs the real step.
 # Memos live in ${XDG_CACHE_HOME:-~/.cache}/ozkernels/launch (OZKERNELS_LAUNCH_CACHE=0: off).
+# Not part of the key: variables a modulefile only reads (other than HOME, USER and the module
+# systems' own LMOD_*/MODULES* settings); a modulefile whose effect depends on such a variable
+# is replayed with the effect it had when it was recorded.
 _ozk_memo_version=1
 _ozk_memo="" _ozk_memo_err="" _ozk_memo_t0=""
 _ozk_memo_written=()
@@ -198,6 +201,8 @@ _ozk_memo_init() {
     local base=${XDG_CACHE_HOME:-${HOME:+$HOME/.cache}} self=$0 id
     _ozk_memo=""
     [[ ${OZKERNELS_LAUNCH_CACHE:-1} != 0 && $base == /* ]] || return 0
+    # mapfile -d, local -n and ${v@a} need bash 4.4; older shells just run the real step.
+    ((BASH_VERSINFO[0] * 100 + BASH_VERSINFO[1] >= 404)) || return 0
     [[ $self == /* ]] || self=$PWD/$self
     _ozk_memo_self=$self
     id=${self%/*}
