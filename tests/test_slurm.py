@@ -344,7 +344,8 @@ def test_sync_writes_and_removes_profile_kernels(setup: Setup, site: Site,
     profile = {"cpus": 2, "time": "30", "envs": ["venv:*"]}
     write_config(config, {"two": profile, "off": {"cpus": 1}}, ["two"])
     out = sync(env)
-    assert sorted(a["kernel"] for a in out["actions"]) == [f"{v}-slurm-two" for v in venvs]
+    wanted = sorted(f"{v}-slurm-two" for v in venvs)
+    assert sorted(a["kernel"] for a in out["actions"]) == wanted
     assert {a["action"] for a in out["actions"]} == {"add"} and out["unchanged"] == len(base)
     for v in venvs:
         spec = json.loads((kernels / f"{v}-slurm-two" / "kernel.json").read_text())
@@ -353,7 +354,8 @@ def test_sync_writes_and_removes_profile_kernels(setup: Setup, site: Site,
         assert spec["display_name"] == plain["display_name"] + " - Slurm 2 CPU 30m"
         assert owner["variant"] == "slurm:two" and owner["slurm"]["cpus"] == 2
         assert owner["prefix"] == plain["metadata"]["ozkernels"]["prefix"]
-        assert owner["files"] == [LAUNCHER_NAME, SLURM_LAUNCHER_NAME]
+        assert [f for f in owner["files"] if not f.startswith("logo-")] == [
+            LAUNCHER_NAME, SLURM_LAUNCHER_NAME]
         assert spec["interrupt_mode"] == "message"
         argv = spec["argv"]
         assert argv[0] == str(kernels / f"{v}-slurm-two" / SLURM_LAUNCHER_NAME)
@@ -379,10 +381,13 @@ def test_sync_writes_and_removes_profile_kernels(setup: Setup, site: Site,
     # `ozkernels list` shows each env's Slurm kernels, in JSON and in the table.
     listing = subprocess.run([sys.executable, "-m", "ozkernels", "list", "--json"], env=env,
                              capture_output=True, text=True, timeout=60, check=True)
-    rows = {r["kernel"]: r for r in json.loads(listing.stdout)["environments"]}
+    envs = json.loads(listing.stdout)["environments"]
+    rows = {r["kernel"]: r for r in envs}
+    # An env's other kernels (bash_kernel in the tools venv) are listed under the env.
+    kernel_rows = {**{k["kernel"]: k for r in envs for k in r["other_kernels"]}, **rows}
     for v in venvs:
-        assert [k["kernel"] for k in rows[v]["variant_kernels"]] == [f"{v}-slurm-two"]
-        assert rows[v]["variant_kernels"][0]["variant"] == "slurm:two"
+        assert [k["kernel"] for k in kernel_rows[v]["variant_kernels"]] == [f"{v}-slurm-two"]
+        assert kernel_rows[v]["variant_kernels"][0]["variant"] == "slurm:two"
     assert all(not r["variant_kernels"] for k, r in rows.items() if not k.startswith("venv-"))
     table = subprocess.run([sys.executable, "-m", "ozkernels", "list"], env=env,
                            capture_output=True, text=True, timeout=60, check=True).stdout
@@ -392,7 +397,8 @@ def test_sync_writes_and_removes_profile_kernels(setup: Setup, site: Site,
     assert {a["action"] for a in sync(env)["actions"]} == {"update"}
     write_config(config, {"two": profile}, [])
     out = sync(env)
-    assert sorted(a["kernel"] for a in out["actions"]) == [f"{v}-slurm-two" for v in venvs]
+    wanted = sorted(f"{v}-slurm-two" for v in venvs)
+    assert sorted(a["kernel"] for a in out["actions"]) == wanted
     assert {a["action"] for a in out["actions"]} == {"remove"}
     assert {d.name for d in kernels.iterdir() if not d.name.startswith(".")} == base
     # `ozkernels remove` of an env takes its Slurm kernels along; of one Slurm kernel, explains.
