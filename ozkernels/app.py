@@ -9,7 +9,7 @@ from copy import deepcopy
 from typing import Any
 
 from jupyter_core.paths import SYSTEM_JUPYTER_PATH, jupyter_config_path
-from traitlets import Bool, Float, List, TraitError, Unicode, default
+from traitlets import Bool, Enum, Float, List, TraitError, Unicode, default
 from traitlets.config import Application
 
 from . import fixes
@@ -330,6 +330,9 @@ class ListApp(OzkernelsCommand):
                 if k["status"] == BROKEN and r.status != BROKEN:
                     text += f"\n{r.env.kind}:{r.env.name}: kernelspec {k['wraps']}: broken: "
                     text += k["detail"]
+        system = plan.module_system
+        if system.get("name"):
+            text += f"\nmodule system: {system['label']} ({system['cmd']}; {system['reason']})"
         stale = sum(r.status == NEEDS_SYNC for r in plan.rows) + sum(
             k["status"] == NEEDS_SYNC for r in plan.rows for k in r.kernels)
         if stale:
@@ -470,8 +473,10 @@ class DemoApp(OzkernelsCommand):
     python hierarchy, venvs on them, conda-layout envs, hostile names), then run `ozkernels
     list`, `sync`, `list` and `check` against it with a temporary Jupyter data dir, and end
     with a one-line summary. Your real kernels are not touched. It needs ipykernel, Lmod and
-    patchelf, and says how to install what is missing."""
-    usage = "usage: ozkernels demo [--keep] [--json]"
+    patchelf, and says how to install what is missing. With --modules tmod the site's modules
+    are EasyBuild-style Tcl modulefiles for Environment Modules instead (which it then needs:
+    installed, or MODULES_CMD set to its modulecmd.tcl)."""
+    usage = "usage: ozkernels demo [--keep] [--json] [--modules lmod|tmod|none]"
     statuses = {
         "$ ozkernels ...": "each step's own output (see 'ozkernels list --help' for statuses)",
         "demo passed": "the summary: environments found, kernels written, kernels checked",
@@ -483,8 +488,14 @@ class DemoApp(OzkernelsCommand):
         "json": target_flags["json"],
         "debug": target_flags["debug"],
     }
-    aliases: dict[str, Any] = {}
+    aliases: dict[str, Any] = {"modules": "DemoApp.modules"}
     keep = Bool(False, help="Keep the demo site instead of deleting it.").tag(config=True)
+    modules = Enum(
+        ["lmod", "tmod", "none"], default_value="lmod",
+        help="Module system of the demo site: 'lmod' (Lua modulefiles), 'tmod' (EasyBuild-style "
+        "Tcl modulefiles for Environment Modules, found from MODULES_CMD, MODULESHOME or its "
+        "standard places) or 'none' (venvs and conda envs only).",
+    ).tag(config=True)
 
     def parse_command_line(self, argv=None) -> None:
         """Refuse the kernels-dir and configuration options: the demo brings its own."""
@@ -492,7 +503,8 @@ class DemoApp(OzkernelsCommand):
         for word in words:
             name = word.lstrip("-").split("=", 1)[0]
             if word.startswith("--") and (name in target_aliases or name in target_flags
-                                          or "." in name) and name not in self.flags:
+                                          or "." in name) and name not in self.flags \
+                    and name not in self.aliases:
                 self.usage_error(f"demo does not take {word.split('=', 1)[0]}: it uses a "
                                  "throw-away site and kernels dir of its own", words)
         super().parse_command_line(argv)
@@ -507,11 +519,11 @@ class DemoApp(OzkernelsCommand):
         from .demo import STEPS, DemoRun, missing, requirements_error
 
         self.arguments(0, 0, "")
-        needs = missing()
+        needs = missing(self.modules)
         if needs:
             raise OzkernelsError(requirements_error(needs))
         started = time.monotonic()
-        demo = DemoRun(tempfile.mkdtemp(prefix="ozkernels-demo-"), {})
+        demo = DemoRun(tempfile.mkdtemp(prefix="ozkernels-demo-"), {}, modules=self.modules)
         say = (lambda text: None) if self.json else (lambda text: print(text, flush=True))
         listing: dict[str, Any] = {}
         try:
@@ -561,10 +573,11 @@ SUBCOMMANDS: dict[str, tuple[type[OzkernelsCommand], str]] = {
 class OzkernelsApp(OzkernelsBase):
     """Jupyter kernels that start, for every Python environment on an HPC cluster."""
 
-    description = """ozkernels finds Lmod module Pythons, venvs and conda envs without running
-    them, and writes kernel specs whose launcher loads the right modules and activates the
-    environment before starting ipykernel. Configuration: jupyter_ozkernels_config.py|json in
-    the Jupyter config path (~/.jupyter for a user, /etc/jupyter for a site)."""
+    description = """ozkernels finds module Pythons (Lmod or Environment Modules), venvs and
+    conda envs without running them, and writes kernel specs whose launcher loads the right
+    modules and activates the environment before starting ipykernel. Configuration:
+    jupyter_ozkernels_config.py|json in the Jupyter config path (~/.jupyter for a user,
+    /etc/jupyter for a site)."""
     examples = """
     ozkernels list                 # every environment, its kernel and status
     ozkernels sync                 # add/update/remove kernels to match

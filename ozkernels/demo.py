@@ -15,19 +15,24 @@ from .errors import OzkernelsError
 
 STEPS = (["list"], ["sync"], ["list"], ["check"])
 #: Variables a kept site needs, besides PATH (which gets this Python's bin dir).
-SITE_VARS = ("HOME", "MODULEPATH", "LMOD_EXACT_MATCH", "JUPYTER_DATA_DIR", "JUPYTER_CONFIG_DIR",
+SITE_VARS = ("HOME", "MODULEPATH", "LMOD_EXACT_MATCH", "MODULES_CMD", "MODULESHOME",
+             "MODULES_IMPLICIT_DEFAULT", "JUPYTER_DATA_DIR", "JUPYTER_CONFIG_DIR",
              "JUPYTER_RUNTIME_DIR")
 
 
-def missing() -> list[tuple[str, str]]:
+def missing(modules: str = "lmod") -> list[tuple[str, str]]:
     """What the demo needs and this machine lacks: (what, the command that installs it)."""
     from .demosite import find_lmod
+    from .envmodules import find_modules_cmd
 
     needs = []
     if find_spec("ipykernel") is None:
         needs.append(("ipykernel", f"{shlex.quote(sys.executable)} -m pip install ipykernel"))
-    apt = [name for name, ok in (("lmod", find_lmod()), ("patchelf", shutil.which("patchelf")))
-           if not ok]
+    system = {"lmod": ("lmod", find_lmod), "tmod": ("environment-modules", find_modules_cmd)}
+    wanted = [system[modules]] if modules in system else []
+    apt = [name for name, ok in (*((n, find()) for n, find in wanted),
+                                 ("patchelf", shutil.which("patchelf")))
+           if not ok and (wanted or name != "patchelf")]
     if apt:
         needs.append((" and ".join(apt), f"sudo apt-get install -y {' '.join(apt)}"))
     return needs
@@ -53,13 +58,15 @@ class DemoRun:
     root: str
     environ: dict[str, str]
     steps: list[dict[str, Any]] = field(default_factory=list)
+    modules: str = "lmod"
 
     def build(self) -> None:
         """Build the site (refusing a Python the site cannot be made from)."""
         from .demosite import build_site
 
         try:
-            site = build_site(Path(self.root), lmod=True, hostile=True)
+            site = build_site(Path(self.root), modules="" if self.modules == "none" else
+                              self.modules, hostile=True)
         except RuntimeError as e:
             raise OzkernelsError(f"cannot build the demo site: {e}") from e
         self.environ = site.environ()

@@ -1,4 +1,8 @@
-"""The demo site builder (the tests' site too): Lmod module Pythons, venvs, conda envs in a dir."""
+"""The demo site builder (the tests' site too): module Pythons, venvs, conda envs in a dir.
+
+The modules are Lua modulefiles for Lmod or EasyBuild-style Tcl modulefiles for Environment
+Modules, with the same roles (a compiler runtime, Pythons, a bundle, tools, conda).
+"""
 
 from __future__ import annotations
 
@@ -46,7 +50,21 @@ DROPPED_VARS = (
     "_CE_CONDA",
     "_CE_M",
 )
-DROPPED_PREFIXES = ("CONDA_", "_ModuleTable", "__LMOD_REF_COUNT_")
+DROPPED_PREFIXES = ("CONDA_", "_ModuleTable", "__LMOD_REF_COUNT_", "__MODULES_", "LMOD_",
+                    "MODULES_", "BASH_FUNC_module", "BASH_FUNC_ml", "BASH_FUNC__module")
+# Module names by role, per module system: OzSTAR's lower-case Lmod names, EasyBuild's Tcl ones.
+ROLES = ("gcc", "python", "bare", "sci", "tools", "conda", "cmake", "git", "zlib")
+NAMES = {
+    "lmod": dict(zip(ROLES, (
+        f"gcccore/{GCC_VERSION}", f"python/{PY_MODULE_VERSION}", f"python/{PY_MODULE_VERSION}-bare",
+        f"python-scientific/{PY_MODULE_VERSION}", "astro-tools/1.0", "conda/latest",
+        "cmake/3.27.6", "git/2.42.0", "zlib/1.3"))),
+    "tmod": dict(zip(ROLES, (
+        f"GCCcore/{GCC_VERSION}", f"Python/{PY_MODULE_VERSION}-GCCcore-{GCC_VERSION}",
+        f"Python/{PY_MODULE_VERSION}-GCCcore-{GCC_VERSION}-bare",
+        f"SciPy-bundle/2023.11-GCCcore-{GCC_VERSION}", "astro-tools/1.0", "Miniforge3/24.1.2-0",
+        "CMake/3.27.6", "git/2.42.0", f"zlib/1.3-GCCcore-{GCC_VERSION}"))),
+}
 
 
 @dataclass(frozen=True)
@@ -58,6 +76,10 @@ class Site:
     modulepath: str
     lmod_cmd: str | None
     modules: dict[str, Path] = field(default_factory=dict)
+    system: str = ""
+    modules_cmd: str | None = None
+    names: dict[str, str] = field(default_factory=dict)
+    modulefiles: dict[str, Path] = field(default_factory=dict)
     venvs: dict[str, Path] = field(default_factory=dict)
     conda_envs: dict[str, Path] = field(default_factory=dict)
 
@@ -73,18 +95,28 @@ class Site:
             env["MODULEPATH"] = self.modulepath
             # OzSTAR has no default versions: `module load python` must fail, as it does there.
             env["LMOD_EXACT_MATCH"] = "yes"
+        elif self.modules_cmd:
+            # What Environment Modules' init leaves in a user's shell; no implicit defaults.
+            env.update(MODULEPATH=self.modulepath, MODULES_CMD=self.modules_cmd,
+                       MODULESHOME=modules_home(self.modules_cmd), MODULES_IMPLICIT_DEFAULT="0")
         for name in ("data", "config", "runtime"):
             env[f"JUPYTER_{name.upper()}_DIR"] = str(self.root / f"jupyter-{name}")
         env.update(extra)
         return env
 
     def module_environ(self, *names: str, **extra: str) -> dict[str, str]:
-        """Return environ(**extra) after the real Lmod has loaded the named modules."""
-        if not self.lmod_cmd:
-            msg = "this site was built without Lmod"
-            raise RuntimeError(msg)
+        """Return environ(**extra) after the site's module system has loaded the named modules."""
         env = self.environ(**extra)
-        out = _run([self.lmod_cmd, "python", "load", *names], env=env).stdout
+        if self.lmod_cmd:
+            out = _run([self.lmod_cmd, "python", "load", *names], env=env).stdout
+        elif self.modules_cmd:
+            out = _run([self.modules_cmd, "python", "load", *names], env=env).stdout
+            if not out.rstrip().endswith("_mlstatus = True"):
+                msg = f"Environment Modules could not load {' '.join(names)}"
+                raise RuntimeError(msg)
+        else:
+            msg = "this site was built without modules"
+            raise RuntimeError(msg)
         return apply_lmod_python(out, env)
 
 
@@ -115,6 +147,16 @@ def _environ_key(node: ast.expr) -> str | None:
     ):
         return node.slice.value
     return None
+
+
+def modules_home(modules_cmd: str) -> str:
+    """MODULESHOME of an Environment Modules install, from its modulecmd.tcl's place."""
+    libdir = Path(modules_cmd).parent
+    for home in (libdir.parent, libdir.parent / "share" / "modules",
+                 libdir.parent.parent / "share" / "modules"):
+        if (home / "init").is_dir():
+            return str(home)
+    return str(libdir.parent)
 
 
 def find_lmod() -> str | None:
@@ -384,6 +426,103 @@ def _build_modules(b: _Builder) -> tuple[dict[str, Path], dict[str, Path]]:
     return prefixes, pythons
 
 
+def _tcl(value: str | Path) -> str:
+    """Return value as one Tcl word (double-quoted, every special character escaped)."""
+    out = []
+    for ch in str(value):
+        if ch in '\\"$[]{};':
+            out.append("\\" + ch)
+        elif ch == "\n":
+            out.append("\\n")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def _tcl_modulefile(path: Path, name: str, description: str, root: Path, *,
+                    needs: Iterable[str] = (), lines: Iterable[str] = ()) -> None:
+    """Write a Tcl modulefile the way EasyBuild does (help, whatis, root, deps it loads)."""
+    family = name.split("/")[0]
+    body = [
+        "#%Module",
+        "proc ModulesHelp { } {",
+        f"    puts stderr {_tcl(description)}",
+        "}",
+        "",
+        f"module-whatis {_tcl('Description: ' + description)}",
+        "",
+        f"set root {_tcl(root)}",
+        "",
+        f"conflict {family}",
+        "",
+    ]
+    for dep in needs:
+        body += [f"if {{ ![ is-loaded {dep} ] }} {{", f"    module load {dep}", "}", ""]
+    body += [*lines, f'setenv\tEBROOT{family.upper().replace("-", "")}\t\t"$root"', ""]
+    _write(path, "\n".join(body))
+
+
+def _build_tcl_modules(b: _Builder) -> tuple[dict[str, Path], dict[str, Path]]:
+    """Write an EasyBuild-style Tcl tree; return (module -> prefix, module -> python binary).
+
+    Core holds the compiler runtime, tools, conda, and a Python that loads its own compiler
+    runtime (EasyBuild's `is-loaded` guard); loading the compiler runtime adds the Compiler dir
+    (a hierarchy) with the bare Python and zlib.
+    """
+    n, sw = NAMES["tmod"], b.root / "apps" / "software"
+    core = b.root / "modules-tcl" / "Core"
+    compiler = b.root / "modules-tcl" / "Compiler" / "GCCcore" / GCC_VERSION
+    suffix, v = f"-GCCcore-{GCC_VERSION}", PY_MODULE_VERSION
+    p = {
+        n["gcc"]: sw / "GCCcore" / GCC_VERSION,
+        n["tools"]: sw / "astro-tools" / "1.0",
+        n["conda"]: sw / "Miniforge3" / "24.1.2-0",
+        n["cmake"]: sw / "CMake" / "3.27.6",
+        n["git"]: sw / "git" / "2.42.0",
+        n["python"]: sw / "Python" / f"{v}{suffix}",
+        n["bare"]: sw / "Python" / f"{v}{suffix}-bare",
+        n["sci"]: sw / "SciPy-bundle" / f"2023.11{suffix}",
+        n["zlib"]: sw / "zlib" / ("1.3" + suffix),
+    }
+    path_line = "prepend-path\tPATH\t\t$root/bin"
+    lib_line = "prepend-path\tLD_LIBRARY_PATH\t\t$root/lib"
+    _script(p[n["gcc"]] / "bin" / "gcc", f"echo 'gcc (GCC) {GCC_VERSION}'")
+    _tcl_modulefile(core / n["gcc"], n["gcc"], f"GCCcore {GCC_VERSION}: compiler runtime",
+                    p[n["gcc"]], lines=[path_line, f"module use {_tcl(compiler)}"])
+    _script(p[n["tools"]] / "bin" / "astro-info", "echo astro-tools 1.0")
+    _tcl_modulefile(core / n["tools"], n["tools"], "astro-tools 1.0: non-Python astronomy tools",
+                    p[n["tools"]], lines=[path_line, 'setenv\tASTRO_TOOLS_HOME\t"$root"'])
+    for tool in ("conda", "mamba"):
+        _script(p[n["conda"]] / "bin" / tool, f'echo "{CONDA_NEVER}" >&2\nexit 99')
+    _tcl_modulefile(core / n["conda"], n["conda"], "Miniforge3: conda (really mamba)",
+                    p[n["conda"]], lines=[path_line, 'setenv\tCONDA_EXE\t"$root/bin/conda"'])
+    for role in ("cmake", "git"):
+        tool, version = n[role].split("/")
+        _script(p[n[role]] / "bin" / tool.lower(), f"echo '{tool.lower()} version {version}'")
+        _tcl_modulefile(core / n[role], n[role], f"{tool} {version}", p[n[role]],
+                        lines=[path_line])
+    (p[n["zlib"]] / "lib").mkdir(parents=True)
+    _tcl_modulefile(compiler / n["zlib"], n["zlib"], "zlib 1.3", p[n["zlib"]],
+                    lines=[lib_line])
+    pythons = {}
+    for role, where, needs in (("python", core, [n["gcc"]]), ("bare", compiler, [])):
+        prefix = p[n[role]]
+        pythons[n[role]] = b.python_prefix(prefix, module=True)
+        _tcl_modulefile(where / n[role], n[role],
+                        f"Python {v}" + (" (bare)" if role == "bare" else ""), prefix,
+                        needs=needs, lines=[lib_line, path_line,
+                                            f'setenv\tEBVERSIONPYTHON\t\t"{v}"'])
+    link_packages(b.site_packages(p[n["python"]]))
+    sci = b.site_packages(p[n["sci"]])
+    _write(sci / "sciextra" / "__init__.py", '"""Stand-in for the scientific bundle."""\n')
+    metadata = "Metadata-Version: 2.1\nName: sciextra\nVersion: 1.0\n"
+    _write(sci / "sciextra-1.0.dist-info" / "METADATA", metadata)
+    rel = sci.relative_to(p[n["sci"]])
+    _tcl_modulefile(core / n["sci"], n["sci"], "Python scientific bundle", p[n["sci"]],
+                    needs=[n["python"]], lines=[f"prepend-path\tPYTHONPATH\t\t$root/{rel}"])
+    return p, pythons
+
+
 def _venv(python: Path | str, path: Path, env: Mapping[str, str], system: bool) -> None:
     """Create a venv at path with the given base interpreter (never pip)."""
     args = [str(python), "-m", "venv", "--without-pip"]
@@ -395,6 +534,7 @@ def _venv(python: Path | str, path: Path, env: Mapping[str, str], system: bool) 
 def _build_venvs(
     b: _Builder, prefixes: Mapping[str, Path], pythons: Mapping[str, Path], hostile: bool,
     other_kernels: bool = False,
+    names: Mapping[str, str] | None = None,
 ) -> dict[str, Path]:
     """Create the venvs (in parallel: each is a subprocess) and the broken things next to them."""
     vroot = b.home / "venvs"
@@ -402,7 +542,8 @@ def _build_venvs(
     host_env = dict(os.environ)
     for var in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV"):
         host_env.pop(var, None)
-    full, bare = f"python/{PY_MODULE_VERSION}", f"python/{PY_MODULE_VERSION}-bare"
+    names = names or NAMES["lmod"]
+    full, bare = names["python"], names["bare"]
 
     def base(name: str) -> tuple[str, dict[str, str]]:
         """Interpreter and environment of a module (as the module would set it), or the host's."""
@@ -612,14 +753,28 @@ def _prepare_root(root: Path) -> None:
 
 
 def build_site(root: Path, *, lmod: bool = True, hostile: bool = True,
-               other_kernels: bool = True) -> Site:
+               other_kernels: bool = True, modules: str | None = None,
+               modules_cmd: str | None = None) -> Site:
     """Build the site under root (a fresh or previously built dir) and describe it.
 
     other_kernels adds an R-only conda env with IRkernel (when R and IRkernel are installed)
-    and a venv with bash_kernel's spec (when bash_kernel is importable).
+    and a venv with bash_kernel's spec (when bash_kernel is importable). modules: 'lmod' (Lua
+    modulefiles, the default when lmod is true), 'tmod' (Tcl modulefiles for Environment
+    Modules' modulecmd.tcl, modules_cmd or the installed one) or '' (none).
     """
-    lmod_cmd, patchelf = find_lmod(), shutil.which("patchelf")
-    if lmod and not (lmod_cmd and patchelf):
+    system = ("lmod" if lmod else "") if modules is None else modules
+    lmod_cmd, patchelf = find_lmod() if system == "lmod" else None, shutil.which("patchelf")
+    if system == "tmod":
+        from .envmodules import find_modules_cmd
+
+        modules_cmd = modules_cmd or find_modules_cmd()
+        if not (modules_cmd and patchelf):
+            missing = [n for n, ok in (("environment-modules", modules_cmd),
+                                       ("patchelf", patchelf)) if not ok]
+            msg = f"the Tcl test site needs {' and '.join(missing)} (set MODULES_CMD to a " \
+                "modulecmd.tcl, or apt-get install environment-modules patchelf)"
+            raise RuntimeError(msg)
+    if system == "lmod" and not (lmod_cmd and patchelf):
         missing = [n for n, ok in (("lmod", lmod_cmd), ("patchelf", patchelf)) if not ok]
         msg = f"the test site needs {' and '.join(missing)}: apt-get install {' '.join(missing)}"
         raise RuntimeError(msg)
@@ -631,17 +786,30 @@ def build_site(root: Path, *, lmod: bool = True, hostile: bool = True,
         (root / f"jupyter-{name}").mkdir()
     prefixes: dict[str, Path] = {}
     pythons: dict[str, Path] = {}
-    if lmod:
+    names = NAMES.get(system, NAMES["lmod"])
+    modulepath, tree = "", root / ("modules-tcl" if system == "tmod" else "modules")
+    if system == "lmod":
         prefixes, pythons = _build_modules(b)
-    venvs = _build_venvs(b, prefixes, pythons, hostile, other_kernels)
+    elif system == "tmod":
+        prefixes, pythons = _build_tcl_modules(b)
+    if system:
+        modulepath = str(tree / "Core")
+    # name -> modulefile: the two path parts below a Core or Compiler/<name>/<version> dir.
+    modulefiles = {"/".join(f.parts[-2:]).removesuffix(".lua"): f
+                   for f in sorted(tree.rglob("*")) if f.is_file()} if system else {}
+    venvs = _build_venvs(b, prefixes, pythons, hostile, other_kernels, names)
     conda_envs = _build_conda(b, other_kernels)
     _write(root / MARKER, "Built by ozkernels.demosite; build_site() may wipe this dir.\n")
     return Site(
         root=root,
         home=b.home,
-        modulepath=str(root / "modules" / "Core") if lmod else "",
-        lmod_cmd=lmod_cmd if lmod else None,
+        modulepath=modulepath,
+        lmod_cmd=lmod_cmd,
         modules=prefixes,
+        system=system,
+        modules_cmd=modules_cmd if system == "tmod" else None,
+        names=dict(names) if system else {},
+        modulefiles=modulefiles,
         venvs=venvs,
         conda_envs=conda_envs,
     )

@@ -7,15 +7,17 @@ import binascii
 import os
 import re
 from dataclasses import replace
+from functools import partial
 
 from jupyter_core.paths import jupyter_data_dir
-from traitlets import Bool, List, Unicode, default
+from traitlets import Bool, Enum, Int, List, Unicode, default
 from traitlets.config import LoggingConfigurable
 
-from . import fixes
+from . import envmodules, fixes
 from .environment import Environment
-from .errors import LmodError
-from .lmod import SpiderCache, find_lmod_cmd, run_spider
+from .errors import LmodError, ModulesError
+from .lmod import SpiderCache, run_spider
+from .modulesystem import SYSTEMS, TMOD, ModuleSystem, detect
 from .registry import Registry
 from .sources import BUILTIN, Context, ModuleIndex, Source, load_source_class
 
@@ -53,11 +55,25 @@ class Discovery(LoggingConfigurable):
         "", help="Lmod's 'lmod' command; empty to find it from LMOD_CMD, LMOD_DIR, LMOD_PKG "
         "or the standard install locations.",
     ).tag(config=True)
+    module_system = Enum(
+        SYSTEMS, default_value="auto",
+        help="Module system: 'auto' (the one the user's shell initialised, else the one "
+        "installed), 'lmod', 'tmod' (Environment Modules) or 'none'.",
+    ).tag(config=True)
+    modules_cmd = Unicode(
+        "", help="Environment Modules' modulecmd.tcl; empty to find it from MODULES_CMD, "
+        "MODULESHOME or the standard install locations.",
+    ).tag(config=True)
+    hierarchy_depth = Int(
+        3, help="Levels of modulefiles that add to MODULEPATH followed when listing "
+        "Environment Modules (Lmod's spider walks its hierarchy itself).",
+    ).tag(config=True)
     modulepath = Unicode(
         "", help="MODULEPATH searched for module Pythons; empty to use $MODULEPATH."
     ).tag(config=True)
     spider_cache = Bool(
-        True, help="Reuse Lmod spider results until a module directory changes."
+        True, help="Reuse the module tree's listing (Lmod spider, Environment Modules avail and "
+        "display) until a module directory or a Python modulefile changes."
     ).tag(config=True)
     cache_dir = Unicode(help="Where ozkernels keeps its caches.").tag(config=True)
     registry_path = Unicode(
@@ -111,32 +127,43 @@ class Discovery(LoggingConfigurable):
         return " nor ".join(f"{s.noun or 'a ' + s.kind + ' env'} (no {s.marker})"
                             for s in self.kinds().values() if s.marker)
 
+    def detect_module_system(self) -> ModuleSystem:
+        """The module system in use (the override, else the user's shell's, else installed)."""
+        return detect(os.environ, override=self.module_system, lmod_cmd=self.lmod_cmd,
+                      modules_cmd=self.modules_cmd)
+
     def module_index(self) -> ModuleIndex:
-        """Every module Lmod can see, or an empty index saying why there is none."""
+        """Every module the site's module system can see, or an empty index saying why not."""
         sources = self.configured()
         if not any(s.uses_modules for s in sources):
             return ModuleIndex()
-        lmod_cmd = self.lmod_cmd or find_lmod_cmd()
+        system = self.detect_module_system()
+        if not system.name:
+            return ModuleIndex(system=system, skipped=f"{system.reason}; module Pythons skipped")
         modulepath = self.modulepath or base_modulepath(os.environ)
-        if not lmod_cmd:
-            return ModuleIndex(skipped="Lmod not found (set LMOD_CMD); module Pythons skipped")
         if not modulepath:
-            return ModuleIndex(lmod_cmd=lmod_cmd,
+            return ModuleIndex(system=system,
                                skipped="MODULEPATH is empty; module Pythons skipped")
 
         def watch(module) -> bool:
             return any(s.watches_module(module) for s in sources)
 
+        walk = None
+        if system.name == TMOD:
+            walk = partial(envmodules.walk, system.cmd, modulepath, self.hierarchy_depth)
         try:
             if self.spider_cache:
-                cache = SpiderCache(self.cache_dir, lmod_cmd, modulepath, watch=watch)
+                cache = SpiderCache(self.cache_dir, system.cmd, modulepath, watch=watch,
+                                    walk=walk)
                 modules = cache.modules()
             else:
-                modules = run_spider(lmod_cmd, modulepath)
-        except LmodError as e:
-            return ModuleIndex(lmod_cmd=lmod_cmd, modulepath=modulepath,
+                modules = walk() if walk else run_spider(system.cmd, modulepath)
+        except (LmodError, ModulesError) as e:
+            return ModuleIndex(system=system, modulepath=modulepath,
                                skipped=f"{e}; module Pythons skipped")
-        return ModuleIndex(modules=modules, lmod_cmd=lmod_cmd, modulepath=modulepath)
+        if system.name == TMOD and not self.modulepath:
+            modulepath = envmodules.base_modulepath(modulepath, modules)
+        return ModuleIndex(modules=modules, system=system, modulepath=modulepath)
 
     def context(self, registry: Registry | None = None, site: bool = False) -> Context:
         """The shared context sources consult (an unknown source fails here, before any work)."""

@@ -27,3 +27,7 @@ class SourceError(OzkernelsError):
 
 class UsageError(OzkernelsError):
     """The command line asks for something the command does not take."""
+
+
+class ModulesError(OzkernelsError):
+    """Environment Modules could not be found or run."""

@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
 
 from .errors import LmodError
+from .moduleinfo import ModuleInfo
 
 STANDARD_LMOD_CMDS = (
     "/usr/share/lmod/lmod/libexec/lmod",
@@ -16,26 +17,7 @@ STANDARD_LMOD_CMDS = (
     "/usr/local/lmod/lmod/libexec/lmod",
     "/apps/lmod/lmod/libexec/lmod",
 )
-CACHE_VERSION = 1
-
-
-@dataclass(frozen=True)
-class ModuleInfo:
-    """One modulefile as Lmod's spider sees it."""
-
-    full_name: str
-    version: str
-    path: str
-    bin_dirs: tuple[str, ...] = ()
-    lib_dirs: tuple[str, ...] = ()
-    parents: tuple[str, ...] = ()
-    mpath: str = ""
-    hidden: bool = False
-
-    @property
-    def chain(self) -> tuple[str, ...]:
-        """The modules to load, parents first, to get this one."""
-        return (*self.parents, self.full_name)
+CACHE_VERSION = 2
 
 
 def find_lmod_cmd(environ: dict[str, str] | None = None) -> str | None:
@@ -107,14 +89,18 @@ def _stamp(path: str) -> int:
 
 
 class SpiderCache:
-    """Spider results kept on disk, reused while no module dir or watched file changed."""
+    """A module tree's walk kept on disk, reused while no module dir or watched file changed.
 
-    def __init__(self, cache_dir: str, lmod_cmd: str, modulepath: str, watch=None):
+    The walk is Lmod's spider by default; Environment Modules passes its own (`walk`).
+    """
+
+    def __init__(self, cache_dir: str, lmod_cmd: str, modulepath: str, watch=None, walk=None):
         key = hashlib.sha256(f"{lmod_cmd}\0{modulepath}".encode()).hexdigest()[:16]
         self.path = Path(cache_dir) / f"spider-{key}.json"
         self.lmod_cmd = lmod_cmd
         self.modulepath = modulepath
         self.watch = watch or (lambda m: False)
+        self.walk = walk or (lambda: run_spider(lmod_cmd, modulepath))
 
     def _stamps(self, modules: list[ModuleInfo]) -> dict[str, int]:
         # New versions change a package dir's mtime, new packages a tree dir's; watched
@@ -124,8 +110,10 @@ class SpiderCache:
             paths.add(os.path.dirname(m.path))
             if m.mpath:
                 paths.add(m.mpath)
-            if self.watch(m):
+            # A modulefile that extends MODULEPATH decides which dirs a walk reads.
+            if self.watch(m) or m.uses:
                 paths.add(m.path)
+            paths.update(m.uses)
         return {p: _stamp(p) for p in sorted(paths)}
 
     def load(self) -> list[ModuleInfo] | None:
@@ -156,14 +144,15 @@ class SpiderCache:
             pass
 
     def modules(self) -> list[ModuleInfo]:
-        """Modules from the cache when fresh, else from spider."""
+        """Modules from the cache when fresh, else from a walk."""
         cached = self.load()
         if cached is not None:
             return cached
-        found = run_spider(self.lmod_cmd, self.modulepath)
+        found = self.walk()
         self.store(found)
         return found
 
 
 def _tuples(entry: dict) -> dict:
-    return {k: tuple(entry[k]) for k in ("bin_dirs", "lib_dirs", "parents")}
+    return {k: tuple(entry.get(k, ())) for k in
+            ("bin_dirs", "lib_dirs", "parents", "python_dirs", "uses")}

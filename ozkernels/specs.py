@@ -94,8 +94,9 @@ def kernel_file(kernel_dir: str, filename: str) -> str:
     return f"{{resource_dir}}/{filename}" if PLACEHOLDER.search(path) else path
 
 
-def launcher_argv(env: Environment, launcher: str, kernel_name: str, lmod_cmd: str = "",
-                  modulepath: str = "", activation: str = "", command: list[str] | None = None,
+def launcher_argv(env: Environment, launcher: str, kernel_name: str, module_system: str = "",
+                  module_cmd: str = "", modulepath: str = "", activation: str = "",
+                  command: list[str] | None = None,
                   keep_env: list[str] | None = None) -> list[str]:
     """kernel.json argv: the launcher with every value as a separate, encoded word.
 
@@ -110,8 +111,10 @@ def launcher_argv(env: Environment, launcher: str, kernel_name: str, lmod_cmd: s
     options = [("--kind", style), ("--prefix", env.prefix),
                *([("--python", env.python)] if env.python else []),
                ("--name", env.name), *(("--module", m) for m in env.modules)]
-    if env.modules and lmod_cmd:
-        options.append(("--lmod-cmd", lmod_cmd))
+    if env.modules and module_system:
+        options.append(("--module-system", module_system))
+    if env.modules and module_cmd:
+        options.append(("--module-cmd", module_cmd))
     if env.modules and modulepath:
         options.append(("--modulepath", modulepath))
     options.append(("--kernel", kernel_name))
@@ -135,10 +138,12 @@ def fingerprint(spec: dict[str, Any], files: dict[str, bytes]) -> str:
 
 
 def build_spec(env: Environment, *, kernel_name: str, launcher: str, display: str,
-               lmod_cmd: str = "", modulepath: str = "", site: bool = False,
-               files: dict[str, bytes] | None = None, activation: str = "") -> dict[str, Any]:
+               module_system: str = "", module_cmd: str = "", modulepath: str = "",
+               site: bool = False, files: dict[str, bytes] | None = None,
+               activation: str = "") -> dict[str, Any]:
     """The kernel.json dict for an environment."""
-    argv = launcher_argv(env, launcher, kernel_name, lmod_cmd, modulepath, activation)
+    argv = launcher_argv(env, launcher, kernel_name, module_system, module_cmd, modulepath,
+                         activation)
     spec: dict[str, Any] = {
         "argv": argv,
         "display_name": display,
@@ -205,8 +210,9 @@ def wrapped_command(ws: WrappedSpec) -> list[str]:
 
 
 def build_wrapped_spec(env: Environment, ws: WrappedSpec, *, kernel_name: str, launcher: str,
-                       display: str, lmod_cmd: str = "", modulepath: str = "",
-                       site: bool = False, files: dict[str, bytes] | None = None,
+                       display: str, module_system: str = "", module_cmd: str = "",
+                       modulepath: str = "", site: bool = False,
+                       files: dict[str, bytes] | None = None,
                        activation: str = "") -> dict[str, Any]:
     """The kernel.json dict that runs a kernelspec the env ships, inside the activated env."""
     wrapped = ws.spec
@@ -217,8 +223,8 @@ def build_wrapped_spec(env: Environment, ws: WrappedSpec, *, kernel_name: str, l
     # Only KernelSpec's own fields: jupyter_client warns about any other key (bash_kernel's
     # 'codemirror_mode'), in every client that lists the kernel.
     spec: dict[str, Any] = {"env": dict(env_vars)} if env_vars else {}
-    argv = launcher_argv(env, launcher, kernel_name, lmod_cmd, modulepath, activation,
-                         command=wrapped_command(ws), keep_env=keep)
+    argv = launcher_argv(env, launcher, kernel_name, module_system, module_cmd, modulepath,
+                         activation, command=wrapped_command(ws), keep_env=keep)
     spec.update(
         argv=argv,
         display_name=display,

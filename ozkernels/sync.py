@@ -107,6 +107,7 @@ class Plan:
     rows: list[Row] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     searched: list[str] = field(default_factory=list)
+    module_system: dict[str, str] = field(default_factory=dict)
 
     @property
     def changes(self) -> list[Action]:
@@ -129,7 +130,8 @@ class Plan:
             data["last_start_failure"] = newest.to_dict() if newest else None
             envs.append(data)
         return {"kernels_dir": self.kernels_dir, "environments": envs, "notes": self.notes,
-                "searched": self.searched}
+                "searched": self.searched,
+                "module_system": self.module_system}
 
     def sync_model(self, done: list[Action], dry_run: bool = False,
                    notes: list[str] | None = None) -> dict[str, Any]:
@@ -202,7 +204,7 @@ class Syncer(LoggingConfigurable):
         def source_for(kind: str) -> Source:
             return kinds.get(kind) or Source(parent=self)
 
-        plan = Plan(kernels_dir=store.path)
+        plan = Plan(kernels_dir=store.path, module_system=index.system.to_dict())
         if index.skipped:
             plan.notes.append(index.skipped)
         existing = store.scan()
@@ -238,7 +240,8 @@ class Syncer(LoggingConfigurable):
                 env, kernel_name=name, site=site, files=files, activation=source.activation,
                 launcher=kernel_file(os.path.join(store.path, name), LAUNCHER_NAME),
                 display=display_name(env, self.display_name_template),
-                lmod_cmd=index.lmod_cmd, modulepath=index.modulepath,
+                module_system=index.system.name, module_cmd=index.system.cmd,
+                modulepath=index.modulepath,
             )
             row.kernel, row.display_name = name, spec["display_name"]
             row.status = self._want(plan, env, name, Wanted("", spec, files), sf, site)
@@ -329,7 +332,8 @@ class Syncer(LoggingConfigurable):
             env, ws, kernel_name=name, site=site, files=files, activation=source.activation,
             launcher=kernel_file(os.path.join(store.path, name), LAUNCHER_NAME),
             display=wrapped_display_name(env, ws, self.wrapped_display_template),
-            lmod_cmd=index.lmod_cmd, modulepath=index.modulepath,
+            module_system=index.system.name, module_cmd=index.system.cmd,
+            modulepath=index.modulepath,
         )
         entry.update(kernel=name, display_name=spec["display_name"])
         entry["status"] = self._want(plan, env, name, Wanted("", spec, files), sf, site)

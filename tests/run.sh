@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 # PYTHON: the interpreter to test with (any venv's python, activated or not). Unset: python3,
 # or, when python3 is externally managed (PEP 668, Debian 12 / Ubuntu 24.04), a venv made from it
 # in .venv (reused by the next run).
-APT_PACKAGES=(lmod patchelf chromium strace slurmctld slurmd slurm-client munge python3-venv r-base-core r-cran-irkernel)
+APT_PACKAGES=(lmod patchelf chromium strace slurmctld slurmd slurm-client munge python3-venv r-base-core r-cran-irkernel tcl8.6)
 export DEBIAN_FRONTEND=noninteractive PIP_DISABLE_PIP_VERSION_CHECK=1
 
 step() { printf '\n==> %s\n' "$*"; }
@@ -26,6 +26,23 @@ if ((${#missing[@]})); then
 else
     step "Debian packages present: ${APT_PACKAGES[*]}"
 fi
+
+# Environment Modules (Tcl) conflicts with lmod as a Debian package: the tests unpack its .deb
+# instead (tests/ozktest/envmodules.py), downloaded once into a cache dir.
+deb_cache=${XDG_CACHE_HOME:-$HOME/.cache}/ozkernels-tests/debs
+if ! compgen -G "$deb_cache/environment-modules_*.deb" >/dev/null; then
+    step "apt-get download environment-modules (into $deb_cache)"
+    mkdir -p "$deb_cache"
+    if ! (cd "$deb_cache" && apt-get download -q environment-modules); then
+        # Package lists may be missing on a fresh machine whose packages were all present.
+        if [ "$(id -u)" -ne 0 ]; then sudo -n apt-get update -q; else apt-get update -q; fi
+        (cd "$deb_cache" && apt-get download -q environment-modules)
+    fi
+else
+    step "environment-modules .deb present in $deb_cache"
+fi
+OZK_ENVMODULES_DEB=$(compgen -G "$deb_cache/environment-modules_*.deb" | sort | tail -n 1)
+export OZK_ENVMODULES_DEB
 
 externally_managed() {
     "$1" -c 'import os, sys, sysconfig

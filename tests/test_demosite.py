@@ -201,3 +201,32 @@ def test_rebuild_and_refuse_foreign_dir(tmp_path: Path) -> None:
     (tmp_path / "other" / "precious").touch()
     with pytest.raises(RuntimeError, match="not empty"):
         build_site(tmp_path / "other")
+
+
+# ------------------------------------------------------------------ the Environment Modules site
+
+
+def test_tcl_site_is_what_it_claims(tmod_site: Site, no_lmod: None) -> None:
+    """EasyBuild-style Tcl modules, proved with the real modulecmd.tcl while Lmod is hidden."""
+    n = tmod_site.names
+    python = tmod_site.modules[n["python"]] / "bin" / "python3"
+    assert run([python, "-c", "pass"], tmod_site.environ()).returncode != 0  # needs its module
+    # The Python loads its own compiler runtime (EasyBuild's is-loaded guard) ...
+    env = tmod_site.module_environ(n["python"])
+    assert env["LOADEDMODULES"].split(":") == [n["gcc"], n["python"]]
+    proc = run(["python3", "-c", "import ipykernel, sys; print(sys.prefix)"], env)
+    assert proc.returncode == 0 and proc.stdout.strip() == str(tmod_site.modules[n["python"]])
+    # ... the bundle loads the Python, the bare Python is only visible below GCCcore,
+    env = tmod_site.module_environ(n["sci"])
+    assert env["LOADEDMODULES"].split(":") == [n["gcc"], n["python"], n["sci"]]
+    with pytest.raises(RuntimeError, match="could not load"):
+        tmod_site.module_environ(n["bare"])
+    assert tmod_site.module_environ(n["gcc"], n["bare"])["LOADEDMODULES"].endswith(n["bare"])
+    # ... there are no default versions, and the conda module's conda refuses to run.
+    with pytest.raises(RuntimeError, match="could not load"):
+        tmod_site.module_environ("Python")
+    proc = run(["conda", "env", "list"], tmod_site.module_environ(n["conda"]))
+    assert proc.returncode == 99 and CONDA_NEVER in proc.stderr
+    text = tmod_site.modulefiles[n["python"]].read_text()
+    assert text.startswith("#%Module") and f"if {{ ![ is-loaded {n['gcc']} ] }}" in text
+    assert "LMOD" not in "".join(tmod_site.environ())

@@ -1,4 +1,8 @@
-"""Every kernel written on the test site starts through jupyter_client and is right inside."""
+"""Every kernel written on the test sites starts through jupyter_client and is right inside.
+
+Each test runs on the Lmod site and on the Environment Modules (Tcl) site, the latter with Lmod
+hidden, so a pass cannot come from the other module system.
+"""
 
 from __future__ import annotations
 
@@ -11,16 +15,16 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import shell_reply
+from conftest import SYSTEMS, shell_reply
 from jupyter_client.kernelspec import KernelSpecManager
 from jupyter_client.manager import KernelManager
 
-from ozkernels.demosite import GCC_VERSION
-
-MODULES = [f"gcccore/{GCC_VERSION}", "python/3.11.7"]
 PROBE = """
 import json, os, sys
 print(json.dumps({"prefix": sys.prefix, "loaded": os.environ.get("LOADEDMODULES", ""),
+    "path": os.environ["PATH"], "lmod": os.path.exists("/usr/share/lmod/lmod"),
+    "modules_cmd": os.environ.get("MODULES_CMD"), "lmod_vars": sorted(
+        k for k in os.environ if k.startswith(("LMOD_", "_ModuleTable"))),
     "venv": os.environ.get("VIRTUAL_ENV"), "conda": os.environ.get("CONDA_PREFIX"),
     "conda_env": os.environ.get("CONDA_DEFAULT_ENV"), "path0": os.environ["PATH"].split(":")[0],
     "state": os.environ.get("OZK_STATE_VAR"), "envvars_d": os.environ.get("OZK_ENVVARS_D"),
@@ -29,19 +33,35 @@ print(json.dumps({"prefix": sys.prefix, "loaded": os.environ.get("LOADEDMODULES"
 """
 
 
-@pytest.fixture(scope="module")
-def synced(site, tmp_path_factory):
-    """The site synced once into a kernels dir of this module's own."""
+@pytest.fixture(scope="module", params=SYSTEMS)
+def synced_site(request, hide_lmod, tmp_path_factory):
+    """Each module system's site synced once into a kernels dir of this module's own."""
+    site = request.getfixturevalue(f"{request.param}_site")
     data = tmp_path_factory.mktemp("kernels-data")
     env = site.environ(JUPYTER_DATA_DIR=str(data))
-    subprocess.run([sys.executable, "-m", "ozkernels", "sync"], env=env, check=True,
-                   timeout=120, capture_output=True)
+    with hide_lmod(site):
+        subprocess.run([sys.executable, "-m", "ozkernels", "sync"], env=env, check=True,
+                       timeout=120, capture_output=True)
     kdir = data / "kernels"
     names = {}
     for d in kdir.glob("*/"):
         spec = json.loads((d / "kernel.json").read_text())
         names[spec["metadata"]["ozkernels"]["prefix"]] = d.name
-    return kdir, names
+    return site, kdir, names
+
+
+@pytest.fixture
+def synced(synced_site, hide_lmod):
+    """(kernels dir, kernel names by prefix) of the synced site, Lmod hidden for a Tcl site."""
+    site, kdir, names = synced_site
+    with hide_lmod(site):
+        yield kdir, names
+
+
+@pytest.fixture
+def site(synced_site):
+    """The site the synced kernels belong to (shadows the session's Lmod site here)."""
+    return synced_site[0]
 
 
 def run_in_kernel(kdir: Path, name: str, code: str, env: dict | None = None):
@@ -70,25 +90,42 @@ def run_in_kernel(kdir: Path, name: str, code: str, env: dict | None = None):
     return json.loads("".join(out)), pid
 
 
-def leaky_env():
-    """A server environment with everything that should not reach a kernel."""
-    env = dict(os.environ)
+def leaky_env(site=None):
+    """A server environment with everything that should not reach a kernel.
+
+    With a site: the server also has the site's tools module loaded (and no `module` function).
+    """
+    env = site.module_environ(site.names["tools"]) if site else dict(os.environ)
     env.update(PYTHONPATH="/leak/pythonpath", VIRTUAL_ENV="/leak/venv", CONDA_PREFIX="/leak/conda",
                CONDA_DEFAULT_ENV="leak", PATH="/leak/venv/bin:" + env["PATH"])
     return env
+
+
+def assert_own_module_system(site, got):
+    """The kernel's modules came from the site's module system and no other."""
+    if site.system == "tmod":
+        assert not got["lmod"] and got["lmod_vars"] == []  # Lmod is unreachable, not just unused
+        assert got["modules_cmd"] == site.modules_cmd
+    else:
+        assert got["lmod"]
 
 
 @pytest.mark.parametrize("label", ["analysis", "bare-ipk", "hostile", "unicode"])
 def test_venv_kernels_on_module_pythons(synced, site, label):
     kdir, names = synced
     prefix = str(site.venvs[label])
-    got, pid = run_in_kernel(kdir, names[prefix], PROBE, env=leaky_env())
+    server = leaky_env(site)
+    tools = str(site.modules[site.names["tools"]] / "bin")
+    assert server["LOADEDMODULES"] == site.names["tools"] and tools in server["PATH"]
+    got, pid = run_in_kernel(kdir, names[prefix], PROBE, env=server)
     assert got["prefix"] == prefix and got["venv"] == prefix
     assert got["path0"] == f"{prefix}/bin"
-    module = "python/3.11.7-bare" if label == "bare-ipk" else "python/3.11.7"
-    assert got["loaded"].split(":") == [MODULES[0], module]
+    module = site.names["bare" if label == "bare-ipk" else "python"]
+    assert got["loaded"].split(":") == [site.names["gcc"], module]
+    assert tools not in got["path"].split(":")  # the server's modules were purged
     assert got["pythonpath"] is None and got["conda"] is None
     assert got["pid"] == pid  # the launcher exec'd: no process in between
+    assert_own_module_system(site, got)
     assert not list(site.root.rglob("PWNED"))
 
 
@@ -160,9 +197,9 @@ def test_interrupt_reaches_the_kernel(synced, site):
         km.shutdown_kernel(now=False)
 
 
-def test_check_command_passes_every_kernel(run_ozk, site_env):
-    run_ozk("sync")
-    data = json.loads(run_ozk("check", "--json", timeout=300).stdout)
+def test_check_command_passes_every_kernel(run_ozk, msite_env):
+    run_ozk("sync", env=msite_env)
+    data = json.loads(run_ozk("check", "--json", env=msite_env, timeout=300).stdout)
     results = data["results"]
     assert len(results) >= 7 and all(r["ok"] for r in results), results
     assert all(0 < r["start_seconds"] < 30 for r in results)
@@ -172,26 +209,27 @@ def test_check_command_passes_every_kernel(run_ozk, site_env):
     assert r_kernel["language"] == "R" and r_kernel["probe"]["value"] == "42"
     assert r_kernel["probe"]["conda_prefix"].endswith("/.conda/envs/rstats")
     assert bash["language"] == "bash" and bash["probe"]["virtual_env"].endswith("/venvs/tools")
-    assert bash["probe"]["loaded"].split(":") == MODULES
+    assert bash["probe"]["loaded"].split(":") == [site.names["gcc"], site.names["python"]]
     assert by_name["venv-analysis"]["language"] == "python"
-    proc = run_ozk("check", "venv-analysis")
+    proc = run_ozk("check", "venv-analysis", env=msite_env)
     assert "pass" in proc.stdout and "venv-analysis" in proc.stdout
 
 
-def test_check_reports_the_launchers_reason(run_ozk, own_site, tmp_path):
+def test_check_reports_the_launchers_reason(run_ozk, own_msite, tmp_path):
+    own_site = own_msite
     env = own_site.environ(JUPYTER_DATA_DIR=str(tmp_path / "data"))
     run_ozk("sync", env=env)
-    module_file = (own_site.root / "modules" / "Compiler" / "gcccore" / GCC_VERSION /
-                   "python" / "3.11.7-bare.lua")
-    module_file.rename(module_file.with_suffix(".off"))
+    bare = own_site.names["bare"]
+    own_site.modulefiles[bare].rename(tmp_path / "removed-modulefile")
     shutil.rmtree(own_site.conda_envs["ml"])
     proc = run_ozk("check", "--json", "venv-bare-ipk", "conda-ml-tools", env=env, check=False,
                    timeout=300)
     assert proc.returncode == 1
     results = {r["name"]: r for r in json.loads(proc.stdout)["results"]}
     assert not results["venv-bare-ipk"]["ok"]
-    assert "python/3.11.7-bare" in results["venv-bare-ipk"]["error"]
+    assert bare in results["venv-bare-ipk"]["error"]
     assert "ozkernels sync" in results["venv-bare-ipk"]["error"]
     assert "no longer exists" in results["conda-ml-tools"]["error"]
     unknown = run_ozk("check", "nope", env=env, check=False)
     assert unknown.returncode == 1 and "no ozkernels kernel named nope" in unknown.stderr
+

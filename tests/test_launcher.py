@@ -35,7 +35,7 @@ PROBE = (
 
 def clean_env(**extra):
     """The test process's environment without module, venv, conda and Python path state."""
-    drop = ("LMOD", "__LMOD", "_ModuleTable", "CONDA_", "_CE_")
+    drop = ("LMOD", "__LMOD", "_ModuleTable", "CONDA_", "_CE_", "MODULES_", "__MODULES_")
     env = {
         k: v
         for k, v in os.environ.items()
@@ -427,3 +427,126 @@ def test_modules_direct(case, lmod_tree, kernels_dir, fake_python, tmp_path):
         assert not [line for line in out if line.startswith("LOADEDMODULES=")]
         assert f"LD_LIBRARY_PATH={lmod_tree['lib']}" not in out
 
+
+
+# ------------------------------------------------------------------ Environment Modules (Tcl)
+
+
+@pytest.fixture(scope="module")
+def tcl_tree(base):
+    """A tiny Tcl tree: the same modules as lmod_tree, and a broken libtcl for quarantine."""
+    core = base / "modules-tcl" / "Core"
+    tool_bin, tool_lib = base / "apps" / "tcl-pytool" / "bin", base / "apps" / "tcl-libtool" / "lib"
+    compiler = base / "modules-tcl" / "Compiler" / "GCCcore" / "13.2.0"
+    for d in (tool_bin, tool_lib, compiler / "Python",
+              *(core / m for m in ("pytool", "libtool", "broken", "GCCcore"))):
+        d.mkdir(parents=True)
+    head = "#%Module\n"
+    (core / "pytool" / "1.0").write_text(
+        f'{head}prepend-path PATH "{tool_bin}"\nsetenv PYTOOL_HOME "{tool_bin.parent}"\n')
+    (core / "libtool" / "1.0").write_text(f'{head}prepend-path LD_LIBRARY_PATH "{tool_lib}"\n')
+    (core / "broken" / "1.0").write_text(f'{head}error "licence server down"\n')
+    (core / "GCCcore" / "13.2.0").write_text(f'{head}module use "{compiler}"\n')
+    (compiler / "Python" / "3.11.7").write_text(
+        f"{head}setenv PYV 3.11.7\nsetenv SEEN_LDLP [expr {{[info exists env(LD_LIBRARY_PATH)]"
+        " ? $env(LD_LIBRARY_PATH) : {}}]\n")
+    # A library dir that breaks any program linked against libtcl (tclsh included).
+    bad = base / "apps" / "bad-tcl" / "lib"
+    bad.mkdir(parents=True)
+    (bad / "libtcl8.6.so").write_text("not a library\n")
+    return {"core": str(core), "bin": str(tool_bin), "lib": str(tool_lib), "bad": str(bad)}
+
+
+def tcl_server_env(envmodules_cmd, tcl_tree, module):
+    """A server environment with a module loaded as Environment Modules' `module` does it."""
+    out = subprocess.run(
+        ["bash", "-c", 'eval "$("$0" bash load "$1")" && env -0', envmodules_cmd, module],
+        env=clean_env(MODULEPATH=tcl_tree["core"]), capture_output=True, check=True, timeout=30,
+    ).stdout.decode()
+    env = dict(item.split("=", 1) for item in out.split("\0") if "=" in item)
+    assert env["LOADEDMODULES"] == module and env["_LMFILES_"]
+    return env
+
+
+TMOD_ERRORS = {
+    "unknown-module": (["--module", "nope/1.0"],
+                       r"module load nope/1\.0 failed: Unable to locate a modulefile for "
+                       r"'nope/1\.0'; .*run 'ozkernels sync', or 'ozkernels add .* --module NEW'"),
+    "hostile-module": (["--module", "nope/$(touch PWNED);`touch PWNED`"], r"Unable to locate"),
+    "module-error": (["--module", "pytool/1.0", "--module", "broken/1.0"],
+                     r"module load pytool/1\.0 broken/1\.0 failed: broken/1\.0: "
+                     r"licence server down; "),
+    "no-tmod": (["--module", "pytool/1.0"],
+                r"Environment Modules not found.*set MODULES_CMD to its modulecmd\.tcl"),
+    "bad-system": (["--module-system", "spack"], r"--module-system must be lmod or tmod"),
+}
+
+
+@pytest.mark.parametrize("case", list(TMOD_ERRORS))
+def test_tmod_errors(case, tcl_tree, envmodules_cmd, no_lmod, kernels_dir, fake_python,
+                     tmp_path):
+    extra, pattern = TMOD_ERRORS[case]
+    text = None
+    cmd = envmodules_cmd
+    if case == "no-tmod":  # a host without Environment Modules anywhere, and a stale record
+        text = re.sub(r"(?m)^_ozk_tmod_std=\(.*\)$", "_ozk_tmod_std=(/nonexistent/m.tcl)",
+                      LAUNCHER.read_text())
+        assert "/nonexistent/m.tcl" in text
+        cmd = str(tmp_path / "gone" / "modulecmd.tcl")
+    launcher = install_launcher(kernels_dir, "errk", text)
+    args = ["--kind", "venv", "--prefix", str(fake_python.parent.parent),
+            "--python", str(fake_python), "--kernel", "errk", "--module-system", "tmod",
+            "--module-cmd", cmd, "--modulepath", tcl_tree["core"], *extra, "--", "-f", "x.json"]
+    cp, took = run_launcher(launcher, args, clean_env(), tmp_path)
+    assert cp.returncode != 0
+    assert took < 5
+    lines = cp.stderr.splitlines()
+    assert len(lines) == 1, cp.stderr
+    assert lines[0].startswith("ozkernels: kernel 'errk': "), lines[0]
+    assert re.search(pattern, lines[0]), lines[0]
+    assert not (fake_python.parent / "python.started").exists()
+    assert not list(tmp_path.rglob("PWNED"))
+
+
+TMOD_DIRECT = {
+    # Hierarchy: the parent is loaded first in the same call and makes the child visible.
+    "hierarchy": (["GCCcore/13.2.0", "Python/3.11.7"], None, {},
+                  ["LOADEDMODULES=GCCcore/13.2.0:Python/3.11.7", "PYV=3.11.7"]),
+    # The server's modules go even when the kernel needs none.
+    "purge-only": ([], "libtool/1.0", {}, []),
+    # modulecmd.tcl runs with the quarantined LD_LIBRARY_PATH emptied (tclsh would not start
+    # with the broken libtcl first); modulefiles and the kernel see the real value.
+    "quarantine": (["GCCcore/13.2.0", "Python/3.11.7"], None, {
+        "MODULES_RUN_QUARANTINE": "LD_LIBRARY_PATH", "LD_LIBRARY_PATH": "{bad}"},
+        ["SEEN_LDLP={bad}", "LD_LIBRARY_PATH={bad}"]),
+}
+
+
+@pytest.mark.parametrize("case", list(TMOD_DIRECT))
+def test_tmod_modules_direct(case, tcl_tree, envmodules_cmd, no_lmod, kernels_dir, fake_python,
+                             tmp_path):
+    modules, server_module, extra, expected = TMOD_DIRECT[case]
+    env = tcl_server_env(envmodules_cmd, tcl_tree, server_module) if server_module else \
+        clean_env()
+    env.update({k: v.format(**tcl_tree) for k, v in extra.items()})
+    launcher = install_launcher(kernels_dir, "direct")
+    # No MODULES_CMD and no `module` function: the launcher runs the recorded modulecmd.tcl.
+    env.pop("MODULES_CMD", None)
+    args = ["--kind", "module", "--prefix", str(fake_python.parent.parent),
+            "--python", str(fake_python), "--module-system", "tmod", "--module-cmd",
+            envmodules_cmd, "--modulepath", tcl_tree["core"]]
+    for m in modules:
+        args += ["--module", m]
+    cp, _ = run_launcher(launcher, [*args, "--", "-f", "c.json"], env, tmp_path)
+    assert cp.returncode == 0, cp.stderr
+    out = cp.stdout.splitlines()
+    assert out[0] == "ARGS:-m ipykernel_launcher -f c.json"
+    assert {e.format(**tcl_tree) for e in expected} <= set(out), out
+    if not modules:
+        assert not [line for line in out if line.startswith(("LOADEDMODULES=", "_LMFILES_="))]
+        assert f"LD_LIBRARY_PATH={tcl_tree['lib']}" not in out
+    if case == "quarantine":
+        del env["MODULES_RUN_QUARANTINE"]  # the control: without it modulecmd.tcl cannot run
+        cp, _ = run_launcher(launcher, [*args, "--", "-f", "c.json"], env, tmp_path)
+        assert cp.returncode == 1 and "libtcl8.6.so" in cp.stderr, cp.stderr
+        assert len(cp.stderr.splitlines()) == 1, cp.stderr

@@ -393,6 +393,50 @@ def test_change_detection_sees_what_a_sync_would(site_environ: dict[str, str], p
     assert Snapshot.take([str(projects)]).racy
 
 
+def test_change_detection_follows_tcl_modulefiles(jp_environ: None, envmodules_cmd: str,
+                                                  no_lmod: None, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """At an Environment Modules site: new Pythons anywhere in the hierarchy, edited parents."""
+    from ozkernels.demosite import build_site
+
+    site = build_site(tmp_path / "site", modules="tmod", modules_cmd=envmodules_cmd,
+                      hostile=False)
+    env = site.environ(XDG_CACHE_HOME=str(tmp_path / "cache"))
+    for key in set(os.environ) - set(env):
+        monkeypatch.delenv(key)
+    for key, value in env.items():
+        if not key.startswith("JUPYTER_"):
+            monkeypatch.setenv(key, value)
+    manager = KernelsManager(config=Config({"Syncer": {"module_kernels": True}}))
+
+    def snapshot() -> Snapshot:
+        discovery = manager.discovery()
+        context = discovery.context()
+        assert context.modules.system.name == "tmod"
+        envs = [row.env for row in manager.plan(context).rows]
+        return Snapshot(Snapshot.take(watch_paths(manager, discovery, context, envs)).stamps)
+
+    n = site.names
+    core_python, bare = site.modulefiles[n["python"]], site.modulefiles[n["bare"]]
+    gcc = site.modulefiles[n["gcc"]]
+    manager.sync()
+    snap = snapshot()
+    assert not snap.changed()
+    steps: list[tuple[str, Callable[[], object]]] = [
+        ("a new Python in the Core dir", lambda: core_python.with_name("3.12.0").write_text(
+            core_python.read_text())),
+        ("a new Python below GCCcore (the hierarchy)", lambda: bare.with_name(
+            "3.12.0-bare").write_text(bare.read_text())),
+        ("the module that adds the hierarchy edited in place", lambda: append(
+            gcc, f"module use {tmp_path / 'more'}\n")),
+    ]
+    for what, change in steps:
+        change()
+        assert snap.changed(), what
+        snap = snapshot()
+        assert not snap.changed(), what
+
+
 def logged_exceptions(records: list[Any]) -> list[str]:
     """Server log records that carry a traceback or report an uncaught exception."""
     return [f"{r.name}: {r.getMessage()}" for r in records

@@ -26,19 +26,29 @@ def site_specs(prefix: Path) -> dict[str, dict]:
             if (d / "kernel.json").exists()}
 
 
-def test_site_sync_writes_module_kernels_only(run_ozk, site_prefix, site, site_env):
-    out = json.loads(run_ozk("sync", "--system", "--prefix", str(site_prefix), "--json").stdout)
+def test_site_sync_writes_module_kernels_only(run_ozk, site_prefix, msite, msite_env):
+    n = msite.names
+    out = json.loads(run_ozk("sync", "--system", "--prefix", str(site_prefix), "--json",
+                             env=msite_env).stdout)
     written = site_specs(site_prefix)
-    assert set(written) == {"site-module-python-3.11.7"}  # -bare ships no ipykernel
+    name = "site-module-" + n["python"].lower().replace("/", "-")
+    assert set(written) == {name}  # -bare ships no ipykernel
     assert [a["action"] for a in out["actions"]] == ["add"]
-    spec = written["site-module-python-3.11.7"]
+    spec = written[name]
     meta = spec["metadata"]["ozkernels"]
     assert meta["site"] is True and meta["kind"] == "module"
-    assert meta["modules"] == [f"gcccore/{GCC_VERSION}", "python/3.11.7"]  # full parent chain
-    assert spec["display_name"] == "Python 3.11.7 (module: python/3.11.7)"
+    # The full parent chain (Lmod's hierarchy); a Tcl Python that loads its GCCcore itself alone.
+    assert meta["modules"] == ([n["gcc"], n["python"]] if msite.system == "lmod" else
+                               [n["python"]])
+    assert spec["display_name"] == f"Python 3.11.7 (module: {n['python']})"
     # nobody's home was searched
     assert not any(m["metadata"]["ozkernels"]["kind"] != "module" for m in written.values())
-    assert not (Path(site_env["JUPYTER_DATA_DIR"]) / "kernels").exists()
+    assert not (Path(msite_env["JUPYTER_DATA_DIR"]) / "kernels").exists()
+    # ... and the site kernel starts, with the module system's own modules loaded
+    data = json.loads(run_ozk("check", "--system", "--prefix", str(site_prefix), "--json",
+                              env=msite_env, timeout=300).stdout)
+    result, = data["results"]
+    assert result["ok"], result
 
 
 def test_site_files_are_not_user_writable(run_ozk, site_prefix):

@@ -203,6 +203,32 @@ def test_kernel_is_a_job_with_module_and_env(setup: Setup, tmp_path: Path) -> No
         assert not setup.cluster.jobs()
 
 
+def test_kernel_is_a_job_on_environment_modules(cluster: Cluster, tmod_site: Site, hide_lmod: Any,
+                                                tmp_path: Path) -> None:
+    """The same Slurm kernel at an Environment Modules site, Lmod hidden (jobs included)."""
+    data, config = tmp_path / "data", tmp_path / "config"
+    write_config(config, {"cpu1": PROFILES["cpu1"]}, ["cpu1"])
+    env = cluster.environ(tmod_site.environ(JUPYTER_DATA_DIR=str(data),
+                                            JUPYTER_CONFIG_DIR=str(config)))
+    with hide_lmod(tmod_site):
+        sync(env)
+        job_setup = Setup(cluster=cluster, kernels=data / "kernels", env=env,
+                          venv=str(tmod_site.venvs["analysis"]))
+        with started(job_setup, "cpu1", tmp_path) as (km, kc, _):
+            info = probe(kc)
+            out: list[str] = []
+            kc.execute_interactive(
+                "import os; print(os.path.exists('/usr/share/lmod/lmod'))", timeout=30,
+                output_hook=lambda m: out.append(m["content"].get("text", "")))
+            assert "".join(out).strip() == "False"  # the job runs where Lmod is hidden too
+            assert info["job"] and info["prefix"] == job_setup.venv
+            assert info["loaded"].split(":") == [tmod_site.names["gcc"],
+                                                  tmod_site.names["python"]]
+            kc.stop_channels()
+            km.shutdown_kernel(now=False)
+        assert not cluster.jobs()
+
+
 def test_interrupt_message_and_signal(setup: Setup, tmp_path: Path) -> None:
     with started(setup, "cpu1", tmp_path) as (km, kc, _):
         assert km.kernel_spec is not None and km.kernel_spec.interrupt_mode == "message"

@@ -162,17 +162,19 @@ def test_concurrent_syncs_agree(site_env):
     assert not [p for p in kernels(site_env).iterdir() if p.name.startswith(".ozk-")]
 
 
-def test_modules_recorded_from_an_activated_env(run_ozk, site, site_env):
-    env = site.module_environ(f"gcccore/{GCC_VERSION}", "python/3.11.7", "astro-tools/1.0",
-                              JUPYTER_DATA_DIR=site_env["JUPYTER_DATA_DIR"])
+def test_modules_recorded_from_an_activated_env(run_ozk, msite, msite_env):
+    site, n = msite, msite.names
+    loaded = [n["gcc"], n["python"], n["tools"]]
+    env = site.module_environ(*loaded, JUPYTER_DATA_DIR=msite_env["JUPYTER_DATA_DIR"])
+    assert env["LOADEDMODULES"].split(":") == loaded
     env["VIRTUAL_ENV"] = str(site.venvs["analysis"])
     proc = run_ozk("sync", env=env)
     assert "recorded modules" in proc.stdout
-    modules = specs(site_env)["venv-analysis"]["metadata"]["ozkernels"]["modules"]
-    assert modules == [f"gcccore/{GCC_VERSION}", "python/3.11.7", "astro-tools/1.0"]
+    meta = specs(msite_env)["venv-analysis"]["metadata"]["ozkernels"]
+    assert meta["modules"] == loaded
     # later syncs from a plain shell keep the recorded list
-    run_ozk("sync")
-    assert specs(site_env)["venv-analysis"]["metadata"]["ozkernels"]["modules"] == modules
+    run_ozk("sync", env=msite_env)
+    assert specs(msite_env)["venv-analysis"]["metadata"]["ozkernels"]["modules"] == loaded
 
 
 def test_add_and_remove(run_ozk, own_site, tmp_path):

@@ -1,5 +1,6 @@
 #!/bin/bash -p
-# ozkernels kernel launcher: load Lmod modules, activate a venv or conda env, exec the kernel
+# ozkernels kernel launcher: load modules (Lmod or Environment Modules), activate a venv or
+# conda env, exec the kernel
 # (ipykernel, or with --exec the argv of a kernelspec the env ships: IRkernel, bash_kernel, ...).
 #
 # -p (privileged mode) keeps the server's environment from reprogramming this script: BASH_ENV
@@ -8,8 +9,8 @@
 #
 # ozkernels copies this file into every kernel dir as "ozkernels-launch"; kernel.json runs:
 #   ozkernels-launch --kind venv|conda|module --prefix PREFIX --python PYTHON [--name NAME]
-#                    [--module MOD]... [--lmod-cmd PATH] [--modulepath STR] [--kernel NAME]
-#                    [--exec [--keep-env VAR]...] -- ARG...
+#                    [--module MOD]... [--module-system lmod|tmod] [--module-cmd PATH]
+#                    [--modulepath STR] [--kernel NAME] [--exec [--keep-env VAR]...] -- ARG...
 # with every option value percent-encoded ('%' as %25, '{' as %7B), and the ARGs go verbatim to
 # "PYTHON -m ipykernel_launcher"; with --exec they are the command itself, its ARG[0] looked up
 # on the activated PATH (IRkernel's "R"), and each --keep-env VAR (the wrapped spec's "env",
@@ -18,12 +19,14 @@
 #
 # Every problem prints one line "ozkernels: kernel 'NAME': ..." on stderr and exits non-zero,
 # because Jupyter only shows (or logs) what a dying kernel printed.  Names and paths are data:
-# nothing is eval'ed except Lmod's own output and export lines quoted by _ozk_env_vars_py.
+# nothing is eval'ed except the module system's own output and export lines quoted by _ozk_env_vars_py.
 # Internal names start with _ozk_ so that sourced activate.d scripts are unlikely to clobber them
 # (conda env var names are upper-cased, as conda does, so they cannot).
 
 # Standard Lmod locations, tried last (one line: tests replace it to simulate a host without Lmod).
 _ozk_lmod_std=(/usr/share/lmod/lmod/libexec/lmod /opt/apps/lmod/lmod/libexec/lmod /usr/local/lmod/lmod/libexec/lmod)
+# Standard Environment Modules locations of modulecmd.tcl, tried last (one line, likewise).
+_ozk_tmod_std=(/usr/share/Modules/libexec/modulecmd.tcl /usr/lib/x86_64-linux-gnu/modulecmd.tcl /usr/lib/aarch64-linux-gnu/modulecmd.tcl /usr/share/modules/libexec/modulecmd.tcl /usr/local/Modules/libexec/modulecmd.tcl /opt/modules/libexec/modulecmd.tcl)
 
 _ozk_kernel=${0%/*}
 _ozk_kernel=${_ozk_kernel##*/}
@@ -90,14 +93,14 @@ _ozk_condense() {
     printf '%s' "$pick"
 }
 
-# Run "$_ozk_lmod bash ARGS..." and apply its output.  $1: the action, $2: the fix (messages).
+# Run Lmod's "$_ozk_mcmd bash ARGS..." and apply its output.  $1: the action, $2: the fix (messages).
 _ozk_lmod_run() {
     local what=$1 fix=$2 code rc errf errtxt=""
     shift 2
     errf=$(mktemp "${TMPDIR:-/tmp}/ozkernels-lmod.XXXXXX" 2>/dev/null) || errf=""
     # A set width spares Lmod asking the terminal (stty, tput: four processes, ~6 ms a load).
     code=$(LMOD_COLORIZE=no LMOD_PAGER=none LMOD_TERM_WIDTH=${LMOD_TERM_WIDTH:-200} \
-        "$_ozk_lmod" bash "$@" 2>"${errf:-/dev/null}")
+        "$_ozk_mcmd" bash "$@" 2>"${errf:-/dev/null}")
     rc=$?
     if [[ -n $errf ]]; then
         errtxt=$(<"$errf")
@@ -178,6 +181,69 @@ for name, value in env.items():
         continue
     print("export %s=%s%s%s" % (name, q, value.replace(q, q + "\\" + q + q), q))
 '
+
+# Condense Environment Modules' report to one line: its ERROR lines, each with the module whose
+# load raised it.
+_ozk_tmod_condense() {
+    local line loading="" msg out="" first=""
+    while IFS= read -r line || [[ -n $line ]]; do
+        line=${line//[$'\r\t']/ }
+        [[ -n $first || -z ${line//[[:space:]]/} ]] || first=$line
+        if [[ $line =~ ^(Loading|Unloading)\ ([^[:space:]]+) ]]; then
+            loading=${BASH_REMATCH[2]}
+        elif [[ $line == *"ERROR: "* ]]; then
+            msg=${line#*ERROR: }
+            if [[ -n $loading && $msg != *"$loading"* ]]; then msg="$loading: $msg"; fi
+            out+="${out:+; }$msg"
+        fi
+    done <<<"$1"
+    # No ERROR line: modulecmd.tcl itself did not run (tclsh missing or broken); say why.
+    out=${out:-${first:-no message from Environment Modules}}
+    ((${#out} <= 400)) || out="${out:0:400}..."
+    printf '%s' "$out"
+}
+
+# Run modulecmd.tcl for bash (in the $(...) of the caller: its exports go nowhere else), with
+# MODULES_RUN_QUARANTINE applied as Environment Modules' own `module` function does.
+_ozk_tmod_exec() {
+    local v rv
+    local -a quar
+    read -ra quar <<<"${MODULES_RUN_QUARANTINE:-}"
+    for v in "${quar[@]}"; do
+        [[ $v =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]] || continue
+        if [[ -n ${!v+x} ]]; then export "__MODULES_QUAR_$v=${!v}"; fi
+        rv="MODULES_RUNENV_$v"
+        export "$v=${!rv:-}"
+        export __MODULES_QUARANTINE_SET=1
+    done
+    export MODULES_PAGER="" MODULES_COLOR=never MODULES_VERBOSITY=${MODULES_VERBOSITY:-concise}
+    if [[ -x $_ozk_mcmd ]]; then
+        exec "$_ozk_mcmd" bash "$@"
+    fi
+    exec tclsh "$_ozk_mcmd" bash "$@"
+}
+
+# Run "modulecmd.tcl bash ARGS..." and apply its output.  $1: the action, $2: the fix.
+_ozk_tmod_run() {
+    local what=$1 fix=$2 code errf errtxt=""
+    shift 2
+    errf=$(mktemp "${TMPDIR:-/tmp}/ozkernels-modules.XXXXXX" 2>/dev/null) || errf=""
+    code=$(_ozk_tmod_exec "$@" 2>"${errf:-/dev/null}")
+    if [[ -n $errf ]]; then
+        errtxt=$(<"$errf")
+        rm -f -- "$errf"
+    fi
+    # modulecmd.tcl exits 0 even when a module fails: its code then ends in "test 0 = 1;".
+    if [[ -z $code ]] || ! eval "$code"; then
+        _ozk_die "$what failed: $(_ozk_tmod_condense "$errtxt")$fix"
+    fi
+    _ozk_memo_note "$code"
+    if [[ -n $errtxt ]]; then
+        printf '%s\n' "$errtxt" >&2
+        _ozk_memo_err+="${_ozk_memo_err:+$'\n'}$errtxt"
+    fi
+    return 0
+}
 
 # ---------------------------------------------------------------- launch memo
 # The module step (purge the server's modules, load the kernel's) is a function of the
@@ -396,7 +462,8 @@ _ozk_memo_end() {
 _ozk_memo_step() {
     _ozk_memo_ok="" _ozk_memo_err="" _ozk_memo_written=() _ozk_memo_watch=()
     _ozk_memo_f=$_ozk_memo.$1
-    _ozk_memo_id=("$_ozk_memo_version" "$1" "${_ozk_memo_self-}" "$HOSTTYPE" "$_ozk_lmod_arg")
+    _ozk_memo_id=("$_ozk_memo_version" "$1" "${_ozk_memo_self-}" "$HOSTTYPE" "$_ozk_msys_arg"
+        "$_ozk_lmod_arg" "$_ozk_tmod_arg")
     [[ $1 == purge ]] ||
         _ozk_memo_id+=("$_ozk_modulepath" "${#_ozk_modules[@]}" "${_ozk_modules[@]}")
     if ! _ozk_memo_apply; then
@@ -406,29 +473,61 @@ _ozk_memo_step() {
     fi
 }
 
-# Find Lmod (sets _ozk_lmod); 1 when there is none, fatal when modules are needed.
+# Find the module system without the `module` function (sets _ozk_msys, lmod or tmod, and
+# _ozk_mcmd): the recorded system's command from its own variable, the path recorded at sync,
+# standard places; with none recorded, the one the server's environment initialised first.
+# 1 when there is none, fatal when modules are needed.
 _ozk_modsys_find() {
-    local c
-    [[ -z ${_ozk_lmod:-} ]] || return 0
-    for c in "${LMOD_CMD:-}" "$_ozk_lmod_arg" "${LMOD_PKG:+$LMOD_PKG/libexec/lmod}" "${_ozk_lmod_std[@]}"; do
-        if [[ -n $c && -f $c && -x $c ]]; then
-            _ozk_lmod=$c
-            return 0
+    local sys c
+    local -a order cands
+    [[ -z ${_ozk_mcmd:-} ]] || return 0
+    case $_ozk_msys_arg in
+        lmod | tmod) order=("$_ozk_msys_arg") ;;
+        *) if [[ -n ${MODULES_CMD:-} && -z ${LMOD_CMD:-} ]]; then order=(tmod lmod); else order=(lmod tmod); fi ;;
+    esac
+    for sys in "${order[@]}"; do
+        if [[ $sys == lmod ]]; then
+            cands=("${LMOD_CMD:-}" "$_ozk_lmod_arg" "${LMOD_PKG:+$LMOD_PKG/libexec/lmod}" "${_ozk_lmod_std[@]}")
+        else
+            cands=("${MODULES_CMD:-}" "$_ozk_tmod_arg" "${MODULESHOME:+$MODULESHOME/libexec/modulecmd.tcl}" "${_ozk_tmod_std[@]}")
         fi
+        for c in "${cands[@]}"; do
+            # modulecmd.tcl runs through tclsh when it is not executable.
+            if [[ -n $c && -f $c ]] && [[ $sys == tmod || -x $c ]]; then
+                _ozk_msys=$sys _ozk_mcmd=$c
+                return 0
+            fi
+        done
     done
+    _ozk_msys=${order[0]}
     if ((${#_ozk_modules[@]})); then
+        if [[ $_ozk_msys == tmod ]]; then
+            _ozk_die "Environment Modules not found, but modules are needed (${_ozk_modules[*]}); set MODULES_CMD to its modulecmd.tcl or install Environment Modules"
+        fi
         _ozk_die "Lmod not found, but modules are needed (${_ozk_modules[*]}); set LMOD_CMD to Lmod's libexec/lmod or install Lmod"
     fi
     return 1
 }
 
+# Run the module system's command with ARGS and apply its output.  $1: the action, $2: the fix.
+_ozk_module_run() {
+    if [[ $_ozk_msys == tmod ]]; then _ozk_tmod_run "$@"; else _ozk_lmod_run "$@"; fi
+}
+
+# What the module system reads besides modulefiles, for the memo.
+_ozk_modsys_watch() {
+    if [[ $_ozk_msys == tmod ]]; then _ozk_tmod_watch; else _ozk_lmod_watch; fi
+}
+
 # The purge step: the server's modules go, as `module --force purge` does.  Sets
 # _ozk_memo_ok when the module system ran and succeeded (only then is a step remembered).
 _ozk_modules_purge() {
+    local working="LMOD_CMD to a working Lmod"
     _ozk_modsys_find || return 0
-    _ozk_lmod_run "unloading the server's modules ($LOADEDMODULES)" \
-        "; set LMOD_CMD to a working Lmod, or unload them before starting Jupyter" --force purge
-    _ozk_lmod_watch
+    [[ $_ozk_msys != tmod ]] || working="MODULES_CMD to a working Environment Modules"
+    _ozk_module_run "unloading the server's modules ($LOADEDMODULES)" \
+        "; set $working, or unload them before starting Jupyter" --force purge
+    _ozk_modsys_watch
     _ozk_memo_ok=1
 }
 
@@ -449,25 +548,38 @@ _ozk_modules_load() {
     done
     export MODULEPATH
     if ((${#_ozk_modules[@]})); then
-        _ozk_lmod_run "module load ${_ozk_modules[*]}" "$fix" load "${_ozk_modules[@]}"
+        _ozk_module_run "module load ${_ozk_modules[*]}" "$fix" load "${_ozk_modules[@]}"
         for m in "${_ozk_modules[@]}"; do
             if [[ ":${LOADEDMODULES:-}:" != *":$m:"* && ":${LOADEDMODULES:-}:" != *":$m/"* ]]; then
                 _ozk_die "module load ${_ozk_modules[*]} failed: '$m' is not loaded afterwards (LOADEDMODULES=${LOADEDMODULES:-})$fix"
             fi
         done
     fi
-    _ozk_lmod_watch
+    _ozk_modsys_watch
     _ozk_memo_ok=1
 }
 
 # What Lmod reads besides modulefiles: itself, its site and user configuration.
 _ozk_lmod_watch() {
-    local d=${_ozk_lmod%/*}
-    _ozk_memo_watch+=("$_ozk_lmod" "$d" "${d%/*}/init/lmodrc.lua" /etc/lmod /etc/lmod/lmodrc.lua
+    local d=${_ozk_mcmd%/*}
+    _ozk_memo_watch+=("$_ozk_mcmd" "$d" "${d%/*}/init/lmodrc.lua" /etc/lmod /etc/lmod/lmodrc.lua
         /etc/lmod/lmod_config.lua "${LMOD_RC-}" "${LMOD_MODULERCFILE-}" "${MODULERCFILE-}"
         "${LMOD_PACKAGE_PATH:+$LMOD_PACKAGE_PATH/SitePackage.lua}" "${LMOD_CONFIG_DIR-}")
     if [[ -n ${HOME-} ]]; then
         _ozk_memo_watch+=("$HOME/.modulerc.lua" "$HOME/.modulerc" "$HOME/.lmodrc.lua")
+    fi
+}
+
+# What Environment Modules reads besides modulefiles: itself, its site config and rc files
+# (Debian's in /etc/environment-modules, upstream's in PREFIX/etc), the user's rc files.
+_ozk_tmod_watch() {
+    local d=${_ozk_mcmd%/*}
+    d=${d%/*}
+    _ozk_memo_watch+=("$_ozk_mcmd" "${_ozk_mcmd%/*}" /etc/environment-modules
+        /etc/environment-modules/siteconfig.tcl /etc/environment-modules/rc
+        "$d/etc/siteconfig.tcl" "$d/etc/rc" "${MODULES_SITECONFIG-}" "${MODULERCFILE-}")
+    if [[ -n ${HOME-} ]]; then
+        _ozk_memo_watch+=("$HOME/.modulerc" "$HOME/.config/modules")
     fi
 }
 
@@ -577,10 +689,12 @@ for ((_ozk_i = 1; _ozk_i < $#; _ozk_i++)); do
     fi
 done
 
-_ozk_kind="" _ozk_prefix="" _ozk_python="" _ozk_name="" _ozk_lmod_arg="" _ozk_modulepath=""
+_ozk_kind="" _ozk_prefix="" _ozk_python="" _ozk_name="" _ozk_modulepath=""
+_ozk_msys_arg="" _ozk_mcmd_arg="" _ozk_lmod_arg="" _ozk_tmod_arg=""
 _ozk_modules=() _ozk_exec=0 _ozk_keep=()
 _ozk_usage="usage: ozkernels-launch --kind venv|conda|module --prefix PREFIX --python PYTHON"
-_ozk_usage+=" [--name NAME] [--module MOD]... [--lmod-cmd PATH] [--modulepath STR]"
+_ozk_usage+=" [--name NAME] [--module MOD]... [--module-system lmod|tmod] [--module-cmd PATH]"
+_ozk_usage+=" [--modulepath STR]"
 _ozk_usage+=" [--kernel NAME] [--exec [--keep-env VAR]...] -- ARG...; re-create the kernel with"
 _ozk_usage+=" 'ozkernels sync'"
 while (($#)); do
@@ -593,7 +707,8 @@ while (($#)); do
             _ozk_keep+=("$2")
             shift 2
             ;;
-        --kind | --prefix | --python | --name | --module | --lmod-cmd | --modulepath | --kernel)
+        --kind | --prefix | --python | --name | --module | --module-system | --module-cmd | \
+            --lmod-cmd | --modulepath | --kernel)
             (($# >= 2)) || _ozk_die "option $1 needs a value; $_ozk_usage" 2
             # Values come percent-encoded ('%' and '{'): jupyter_client rewrites any {word}.
             _ozk_v=${2//"%7B"/"{"}
@@ -604,7 +719,9 @@ while (($#)); do
                 --python) _ozk_python=$_ozk_v ;;
                 --name) _ozk_name=$_ozk_v ;;
                 --module) _ozk_modules+=("$_ozk_v") ;;
-                --lmod-cmd) _ozk_lmod_arg=$_ozk_v ;;
+                --module-system) _ozk_msys_arg=$_ozk_v ;;
+                --module-cmd) _ozk_mcmd_arg=$_ozk_v ;;
+                --lmod-cmd) _ozk_msys_arg=${_ozk_msys_arg:-lmod} _ozk_lmod_arg=$_ozk_v ;;
                 --modulepath) _ozk_modulepath=$_ozk_v ;;
                 --kernel) _ozk_kernel=$_ozk_v ;;
             esac
@@ -617,6 +734,16 @@ case $_ozk_kind in
     venv | conda | module) ;;
     *) _ozk_die "--kind must be venv, conda or module (got '$_ozk_kind'); $_ozk_usage" 2 ;;
 esac
+case $_ozk_msys_arg in
+    "" | lmod | tmod) ;;
+    *) _ozk_die "--module-system must be lmod or tmod (got '$_ozk_msys_arg'); $_ozk_usage" 2 ;;
+esac
+if [[ -n $_ozk_mcmd_arg ]]; then
+    case $_ozk_msys_arg in
+        tmod) _ozk_tmod_arg=$_ozk_mcmd_arg ;;
+        *) _ozk_lmod_arg=$_ozk_mcmd_arg ;;
+    esac
+fi
 [[ -n $_ozk_prefix ]] || _ozk_die "--prefix is missing; $_ozk_usage" 2
 ((_ozk_exec)) || [[ -n $_ozk_python ]] || _ozk_die "--python is missing; $_ozk_usage" 2
 ((!_ozk_exec || $#)) || _ozk_die "--exec needs the kernel's command after --; $_ozk_usage" 2
@@ -642,7 +769,7 @@ for _ozk_v in "${!CONDA_@}"; do
 done
 unset PYTHONPATH PYTHONHOME VIRTUAL_ENV VIRTUAL_ENV_PROMPT _CE_CONDA _CE_M
 
-# ---------------------------------------------------------------- 3. check (before Lmod: cheaper)
+# ---------------------------------------------------------------- 3. check (before modules: cheaper)
 if [[ ! -d $_ozk_prefix ]]; then
     _ozk_die "environment prefix '$_ozk_prefix' no longer exists; run 'ozkernels sync' to remove this kernel"
 fi

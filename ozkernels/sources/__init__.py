@@ -14,7 +14,8 @@ from traitlets.config import LoggingConfigurable
 from ..environment import Environment
 from ..errors import SourceError
 from ..layout import path_problem, site_packages
-from ..lmod import ModuleInfo
+from ..moduleinfo import ModuleInfo
+from ..modulesystem import LMOD, ModuleSystem
 from ..registry import Registry
 
 ENTRY_POINT_GROUP = "ozkernels.sources"
@@ -30,9 +31,14 @@ class ModuleIndex:
     """Modules by the bin dirs they put on PATH, to map interpreters back to modules."""
 
     modules: list[ModuleInfo] = field(default_factory=list)
-    lmod_cmd: str = ""
+    system: ModuleSystem = field(default_factory=ModuleSystem)
     modulepath: str = ""
     skipped: str = ""
+
+    @property
+    def lmod_cmd(self) -> str:
+        """Lmod's command when the site runs Lmod, else ''."""
+        return self.system.cmd if self.system.name == LMOD else ""
 
     def __post_init__(self):
         self._by_bin: dict[str, ModuleInfo] = {}

@@ -1,4 +1,4 @@
-"""Module Pythons: Lmod modules whose names match configurable patterns."""
+"""Module Pythons: modules (Lmod or Environment Modules) whose names match patterns."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from .. import fixes
 from ..environment import Environment, short_version
 from ..kernelspecs import find_kernelspecs, spec_watch_paths
 from ..layout import has_ipykernel, version_from_lib
-from ..lmod import ModuleInfo
+from ..moduleinfo import ModuleInfo
 from . import Context, Source
 
 
@@ -27,15 +27,16 @@ def module_python(module: ModuleInfo) -> str:
 
 
 class ModuleSource(Source):
-    """Finds Python interpreters provided by Lmod modules."""
+    """Finds Python interpreters provided by modules."""
 
     kind = "module"
     noun = "a module Python"
     shared = True
     uses_modules = True
     patterns = List(
-        Unicode(), default_value=["python/*"],
-        help="fnmatch patterns of module full names that provide a Python (e.g. 'python/*').",
+        Unicode(), default_value=["python/*", "Python/*"],
+        help="fnmatch patterns of module full names that provide a Python (case-sensitive; "
+        "'Python/*' is EasyBuild's name).",
     ).tag(config=True)
     exclude = List(
         Unicode(), default_value=[], help="fnmatch patterns of module full names to leave out."
@@ -63,7 +64,7 @@ class ModuleSource(Source):
         return env.prefix
 
     def gone(self, owner: dict[str, Any], context: Context) -> str:
-        """The prefix is gone, or Lmod no longer knows the module."""
+        """The prefix is gone, or the module system no longer knows the module."""
         why = super().gone(owner, context)
         index = context.modules
         if not why and index.modules and not any(
@@ -79,6 +80,10 @@ class ModuleSource(Source):
         for module in context.modules.modules:
             if self.matches(module):
                 paths += [os.path.dirname(module.path), module.mpath]
+            # Dirs a modulefile adds to MODULEPATH (Environment Modules' hierarchy): a first
+            # Python in one changes only its mtime; the modulefile itself says which dirs.
+            if module.uses:
+                paths += [module.path, *module.uses]
         return [p for p in paths if p]
 
     def ships_kernelspecs(self, module: ModuleInfo) -> bool:
@@ -114,7 +119,11 @@ class ModuleSource(Source):
             version = short_version(module.version) if module.version[:1].isdigit() else ""
             if not version or not os.path.isdir(os.path.join(prefix, "lib", f"python{version}")):
                 version = version_from_lib(prefix)
-            ipk = has_ipykernel(prefix, version)
+            # A module may ship ipykernel on the PYTHONPATH it sets (Environment Modules
+            # shows that; Lmod's spider does not record PYTHONPATH).
+            ipk = has_ipykernel(prefix, version) or any(
+                os.path.exists(os.path.join(d, "ipykernel_launcher.py"))
+                for d in module.python_dirs)
             real = os.path.realpath(prefix)
             specs = find_kernelspecs(real)
             found.append(
