@@ -59,8 +59,8 @@ def synced(synced_site, hide_lmod):
 
 
 @pytest.fixture
-def site(synced_site):
-    """The site the synced kernels belong to (shadows the session's Lmod site here)."""
+def ksite(synced_site):
+    """The site the synced kernels belong to."""
     return synced_site[0]
 
 
@@ -111,34 +111,34 @@ def assert_own_module_system(site, got):
 
 
 @pytest.mark.parametrize("label", ["analysis", "bare-ipk", "hostile", "unicode"])
-def test_venv_kernels_on_module_pythons(synced, site, label):
+def test_venv_kernels_on_module_pythons(synced, ksite, label):
     kdir, names = synced
-    prefix = str(site.venvs[label])
-    server = leaky_env(site)
-    tools = str(site.modules[site.names["tools"]] / "bin")
-    assert server["LOADEDMODULES"] == site.names["tools"] and tools in server["PATH"]
+    prefix = str(ksite.venvs[label])
+    server = leaky_env(ksite)
+    tools = str(ksite.modules[ksite.names["tools"]] / "bin")
+    assert server["LOADEDMODULES"] == ksite.names["tools"] and tools in server["PATH"]
     got, pid = run_in_kernel(kdir, names[prefix], PROBE, env=server)
     assert got["prefix"] == prefix and got["venv"] == prefix
     assert got["path0"] == f"{prefix}/bin"
-    module = site.names["bare" if label == "bare-ipk" else "python"]
-    assert got["loaded"].split(":") == [site.names["gcc"], module]
+    module = ksite.names["bare" if label == "bare-ipk" else "python"]
+    assert got["loaded"].split(":") == [ksite.names["gcc"], module]
     assert tools not in got["path"].split(":")  # the server's modules were purged
     assert got["pythonpath"] is None and got["conda"] is None
     assert got["pid"] == pid  # the launcher exec'd: no process in between
-    assert_own_module_system(site, got)
-    assert not list(site.root.rglob("PWNED"))
+    assert_own_module_system(ksite, got)
+    assert not list(ksite.root.rglob("PWNED"))
 
 
-def test_plain_venv_kernel(synced, site):
+def test_plain_venv_kernel(synced, ksite):
     kdir, names = synced
-    prefix = str(site.venvs["plain"])
+    prefix = str(ksite.venvs["plain"])
     got, _ = run_in_kernel(kdir, names[prefix], PROBE)
     assert got["prefix"] == prefix and got["loaded"] == ""
 
 
-def test_conda_kernel_fully_activated(synced, site):
+def test_conda_kernel_fully_activated(synced, ksite):
     kdir, names = synced
-    prefix = os.path.realpath(site.conda_envs["astro"])
+    prefix = os.path.realpath(ksite.conda_envs["astro"])
     got, _ = run_in_kernel(kdir, names[prefix], PROBE, env=leaky_env())
     assert got["prefix"] == prefix and got["conda"] == prefix
     assert got["conda_env"] == "astro" and got["path0"] == f"{prefix}/bin"
@@ -147,19 +147,19 @@ def test_conda_kernel_fully_activated(synced, site):
     assert got["venv"] is None and got["pythonpath"] is None
 
 
-def test_conda_kernel_with_space_in_path(synced, site):
+def test_conda_kernel_with_space_in_path(synced, ksite):
     kdir, names = synced
-    prefix = os.path.realpath(site.conda_envs["ml"])
+    prefix = os.path.realpath(ksite.conda_envs["ml"])
     got, _ = run_in_kernel(kdir, names[prefix], PROBE)
     assert got["prefix"] == prefix and got["conda_env"] == "ml tools"
 
 
-def test_plain_ipykernel_spec_dies_where_ozkernels_starts(synced, site, tmp_path):
+def test_plain_ipykernel_spec_dies_where_ozkernels_starts(synced, ksite, tmp_path):
     """The problem ozkernels solves: a spec straight at the venv's python cannot start."""
     kdir, names = synced
     plain = tmp_path / "kernels" / "plain-analysis"
     plain.mkdir(parents=True)
-    python = str(site.venvs["analysis"] / "bin" / "python")
+    python = str(ksite.venvs["analysis"] / "bin" / "python")
     (plain / "kernel.json").write_text(json.dumps({
         "argv": [python, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
         "display_name": "plain", "language": "python"}))
@@ -176,9 +176,9 @@ def test_plain_ipykernel_spec_dies_where_ozkernels_starts(synced, site, tmp_path
     assert "libpython3.11" in (tmp_path / "err").read_text()
 
 
-def test_interrupt_reaches_the_kernel(synced, site):
+def test_interrupt_reaches_the_kernel(synced, ksite):
     kdir, names = synced
-    km = KernelManager(kernel_name=names[str(site.venvs["analysis"])],
+    km = KernelManager(kernel_name=names[str(ksite.venvs["analysis"])],
                        kernel_spec_manager=KernelSpecManager(kernel_dirs=[str(kdir)]))
     km.start_kernel()
     kc = km.client()
@@ -197,7 +197,7 @@ def test_interrupt_reaches_the_kernel(synced, site):
         km.shutdown_kernel(now=False)
 
 
-def test_check_command_passes_every_kernel(run_ozk, msite_env):
+def test_check_command_passes_every_kernel(run_ozk, msite, msite_env):
     run_ozk("sync", env=msite_env)
     data = json.loads(run_ozk("check", "--json", env=msite_env, timeout=300).stdout)
     results = data["results"]
@@ -209,7 +209,7 @@ def test_check_command_passes_every_kernel(run_ozk, msite_env):
     assert r_kernel["language"] == "R" and r_kernel["probe"]["value"] == "42"
     assert r_kernel["probe"]["conda_prefix"].endswith("/.conda/envs/rstats")
     assert bash["language"] == "bash" and bash["probe"]["virtual_env"].endswith("/venvs/tools")
-    assert bash["probe"]["loaded"].split(":") == [site.names["gcc"], site.names["python"]]
+    assert bash["probe"]["loaded"].split(":") == [msite.names["gcc"], msite.names["python"]]
     assert by_name["venv-analysis"]["language"] == "python"
     proc = run_ozk("check", "venv-analysis", env=msite_env)
     assert "pass" in proc.stdout and "venv-analysis" in proc.stdout

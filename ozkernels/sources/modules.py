@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 from typing import Any
 
 from traitlets import List, Unicode
@@ -24,6 +25,12 @@ def module_python(module: ModuleInfo) -> str:
             if os.path.exists(path):
                 return path
     return ""
+
+
+def _full_version(module_version: str, version: str) -> str:
+    """'3.11.7' from a module version such as '3.11.7-GCCcore-13.2.0' (EasyBuild's), or ''."""
+    m = re.match(r"\d+(\.\d+)+", module_version)
+    return m.group(0) if m and version and m.group(0).startswith(version + ".") else ""
 
 
 class ModuleSource(Source):
@@ -131,8 +138,7 @@ class ModuleSource(Source):
                     kind=self.kind, prefix=real, python=python,
                     name=module.full_name, version=version, modules=module.chain,
                     has_ipykernel=ipk, path=module.path, origin=module.mpath,
-                    full_version=module.version if module.version.startswith(version + ".")
-                    and version else "",
+                    full_version=_full_version(module.version, version),
                     fix="" if ipk else fixes.module_ipykernel(python, module.chain,
                                                                module.full_name,
                                                                site=context.site),
