@@ -483,3 +483,32 @@ def test_profiles_config() -> None:
     assert argv[argv.index("--pending-limit") + 1] == "5"
     assert first["argv"][first["argv"].index("--remote") + 1] == "auto"
     assert base["argv"][0] == "/k/venv-analysis/ozkernels-launch"  # the base spec is untouched
+
+
+def test_wrapped_kernel_gets_slurm_variant(cluster: Cluster, site: Site, tmp_path: Path) -> None:
+    """A kernelspec the env ships (bash_kernel) gets a Slurm variant that runs in its job."""
+    config, data = tmp_path / "config", tmp_path / "data"
+    write_config(config, {"bash1": {"cpus": 1, "time": "10", "envs": ["venv:tools"]}}, ["*"])
+    env = cluster.environ(site.environ(JUPYTER_DATA_DIR=str(data),
+                                       JUPYTER_CONFIG_DIR=str(config)))
+    added = {a["kernel"] for a in sync(env)["actions"] if a["action"] == "add"}
+    name = "venv-tools-bash-slurm-bash1"
+    assert {"venv-tools-bash", name, "venv-tools-slurm-bash1"} <= added
+    spec = json.loads((data / "kernels" / name / "kernel.json").read_text())
+    meta = spec["metadata"]["ozkernels"]
+    assert (meta["wraps"], meta["variant"]) == ("bash", "slurm:bash1")
+    assert spec["language"] == "bash"
+    assert spec["display_name"] == "Bash (venv: tools) - Slurm 1 CPU 10m"
+    listing = subprocess.run([sys.executable, "-m", "ozkernels", "list", "--json"], env=env,
+                             capture_output=True, text=True, timeout=60, check=True)
+    tools = next(e for e in json.loads(listing.stdout)["environments"] if e["name"] == "tools")
+    assert [v["kernel"] for v in tools["other_kernels"][0]["variant_kernels"]] == [name]
+    proc = subprocess.run([sys.executable, "-m", "ozkernels", "check", name, "--json"], env=env,
+                          capture_output=True, text=True, timeout=180, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    [result] = json.loads(proc.stdout)["results"]
+    assert result["ok"] and result["language"] == "bash"
+    assert result["probe"]["slurm_job_id"] == result["slurm"]["job"] != ""
+    assert "python/3.11.7" in result["probe"]["loaded"].split(":")
+    assert result["probe"]["virtual_env"] == str(site.venvs["tools"])
+    cluster.wait_empty(5)
