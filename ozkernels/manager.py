@@ -372,12 +372,21 @@ class KernelsManager(LoggingConfigurable):
         prefix = target.owner["prefix"]
         kernels = sorted((s for s in specs.values() if s.owner and s.owner.get("prefix") == prefix
                           and s.owner.get("kind") == target.owner.get("kind")),
-                         key=lambda s: (bool(s.owner and s.owner.get("variant")), s.name))
+                         key=lambda s: (bool(s.owner and s.owner.get("variant")),
+                                        bool(s.owner and s.owner.get("wraps")), s.name))
         if target.owner.get("variant") and target is specs.get(name_or_path.lower()):
             msg = (f"kernel {target.name!r} comes from Slurm profile "
                    f"{target.owner.get('slurm', {}).get('name', '?')!r}: take it out of "
                    "SlurmProfiles.enabled or narrow its envs; 'ozkernels remove "
                    f"{shorten(prefix)}' removes every kernel of that environment")
+            raise OzkernelsError(msg)
+        if target.owner.get("wraps") and target is specs.get(name_or_path.lower()):
+            # The registry ignores whole environments: one kernelspec goes by uninstalling it.
+            msg = (f"kernel {target.name!r} runs kernelspec {target.owner['wraps']!r} of "
+                   f"{shorten(prefix)}: uninstall that kernelspec from the environment "
+                   f"({shorten(target.owner.get('wrapped_dir', ''))}) and run 'ozkernels sync'; "
+                   f"'ozkernels remove {shorten(prefix)}' removes every kernel of that "
+                   "environment")
             raise OzkernelsError(msg)
         names = [s.name for s in kernels]
         if dry_run:

@@ -329,3 +329,17 @@ def test_launcher_execs_the_wrapped_argv_verbatim(tmp_path_factory, words, value
     out = subprocess.run(["bash", "-p", *cmd], env=env, capture_output=True, timeout=30, check=True)
     got = out.stdout.decode("utf-8", "surrogateescape").split("\0")[:-1]
     assert got == [value, str(prefix), *words]
+
+
+def test_remove_of_a_wrapped_kernel_explains_and_remove_of_the_env_takes_all(
+        run_ozk, kernels_site, tmp_path):
+    env = kernels_site.environ(JUPYTER_DATA_DIR=str(tmp_path / "data"))
+    sync(run_ozk, env=env)
+    proc = run_ozk("remove", "venv-tools-bash", env=env, check=False)
+    assert proc.returncode == 1 and "uninstall that kernelspec" in proc.stderr, proc.stderr
+    assert (kernels_dir(env) / "venv-tools-bash").is_dir()
+    out = json.loads(run_ozk("remove", str(kernels_site.venvs["tools"]), "--json",
+                             env=env).stdout)
+    assert (out["removed"], out["also_removed"]) == ("venv-tools", ["venv-tools-bash"])
+    assert sync(run_ozk, env=env)["actions"] == []
+    assert not (kernels_dir(env) / "venv-tools-bash").exists()
