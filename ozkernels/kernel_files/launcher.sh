@@ -813,7 +813,7 @@ case $_ozk_kind in
                         _ozk_die "'$_ozk_prefix' has conda env vars (conda-meta/state or etc/conda/env_vars.d) but no Python reads them: put a python3 on the server's PATH"
                 fi
                 _ozk_code=$("$_ozk_json_py" -I -S -c "$_ozk_env_vars_py" "$_ozk_prefix" 2>"${_ozk_memo_errf:-/dev/stderr}") ||
-                    _ozk_die "could not read the conda env vars of '$_ozk_prefix' with '$_ozk_json_py'; check $_ozk_prefix/conda-meta/state and etc/conda/env_vars.d"
+                    _ozk_die "could not read the conda env vars of '$_ozk_prefix' with '$_ozk_json_py' (exit status $?); check $_ozk_prefix/conda-meta/state and etc/conda/env_vars.d"
                 _ozk_vars_end
             fi
             eval "$_ozk_code"
@@ -823,10 +823,17 @@ case $_ozk_kind in
         _ozk_activate_scripts
         for _ozk_s in "${_ozk_scripts[@]}"; do
             if [[ -f $_ozk_s ]]; then
-                # Package scripts are written for an interactive shell: no -e/-u from here.
+                # Package scripts are written for an interactive shell: no -e/-u from here. One
+                # that exits (or trips its own set -e) would end the launcher without a word.
                 set +eu
+                trap '_ozk_die "activate.d script $_ozk_s exited the launcher (exit status $?); fix or remove it"' EXIT
+                # Its stdout would be the kernel's: what it prints goes to stderr (the log).
                 # shellcheck disable=SC1090
-                . "$_ozk_s"
+                . "$_ozk_s" >&2
+                _ozk_rc=$?
+                trap - EXIT
+                ((_ozk_rc == 0)) ||
+                    _ozk_die "activate.d script $_ozk_s failed (exit status $_ozk_rc); fix or remove it"
             fi
         done
         set -- "${_ozk_args[@]}"
