@@ -15,7 +15,10 @@ Sections:
   5. kernel start on a login node: the server has modules loaded and no `module` function, the
      site a large EasyBuild-like Lmod hierarchy (default 3,000 modulefiles); launcher
      time-to-exec with and without the launch memo, start-to-ready of ozkernels' venv, conda
-     and module kernels next to plain specs, interleaved (`--only loginnode`, about 3 minutes).
+     and module kernels next to plain specs, interleaved (`--only loginnode`, about 3 minutes);
+  6. the server extension's change detection on the synthetic site: paths and time of the quick
+     check (every second) and the full one, and creation/deletion of a venv to the
+     kernelspecs-changed event (`--only watch`; also `python benchmarks/watch.py`).
 Peers (nb_venv_kernels, envkernel) and ozkernels' dependencies are installed from PyPI into
 their own venvs under benchmarks/_site/venvs (kept between runs); ozkernels itself is this
 checkout.  Everything the run builds lives in benchmarks/_site/ (git-ignored).
@@ -47,6 +50,7 @@ import realsite  # noqa: E402
 import report  # noqa: E402
 import synthsite  # noqa: E402
 import syscalls  # noqa: E402
+import watch  # noqa: E402
 from common import (  # noqa: E402
     SITE_DIR,
     ensure_tool,
@@ -55,7 +59,7 @@ from common import (  # noqa: E402
     package_version,
 )
 
-SECTIONS = ("discovery", "syscalls", "kernels", "api", "loginnode")
+SECTIONS = ("discovery", "syscalls", "kernels", "api", "loginnode", "watch")
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -178,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     sizes = synthsite.Sizes(args.venvs, args.conda, args.modules, args.pythons)
     raw["sizes"] = {**sizes.__dict__, "envs": sizes.envs}
     synth = None
-    if {"discovery", "syscalls", "api"} & set(sections):
+    if {"discovery", "syscalls", "api", "watch"} & set(sections):
         log(f"building the synthetic site ({sizes})")
         synth = synthsite.build(SITE_DIR / "synth", sizes)
         synth_env = synthsite.environ(synth)
@@ -292,6 +296,11 @@ def main(argv: list[str] | None = None) -> int:
         raw["loginnode"] = d
         return report.loginnode_section(d)
 
+    def sec_watch():
+        d = watch.run(ozk_python, synth_env, synth.home, watch.base_of(synth.home))
+        raw["watch"] = d
+        return watch.section(d)
+
     if "discovery" in sections:
         section("1. Discovery and sync (whole process)", sec_discovery)
     if "syscalls" in sections:
@@ -303,6 +312,8 @@ def main(argv: list[str] | None = None) -> int:
     if "loginnode" in sections:
         section("5. Kernel start on a login node (server modules loaded, large module tree)",
                 sec_loginnode)
+    if "watch" in sections:
+        section("6. Change detection of the server extension (push refresh)", sec_watch)
     misses = [c for c in checks if c.ok is False]
     bounds = []
     if any(c.name.startswith(("no-op sync", "cold sync")) for c in misses) and synth:
