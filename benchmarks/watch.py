@@ -118,7 +118,7 @@ def run(python: Path, env: dict[str, str], home: Path, base_python: Path,
     out = subprocess.run([str(python), str(Path(__file__).resolve()), "--probe",
                           "--rounds", str(rounds), "--new-venv", str(new_venv),
                           "--base-python", str(base_python)],
-                         env={**env, "PYTHONPATH": f"{HERE}:{HERE.parent}"},
+                         env={**env, "PYTHONPATH": str(HERE)},
                          capture_output=True, text=True, timeout=900, check=False)
     if out.returncode != 0:
         raise RuntimeError(out.stderr.strip()[-2000:])
