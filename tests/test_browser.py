@@ -354,7 +354,6 @@ def test_start_failure_is_notified_with_its_reason(page: Any, lab: Lab, site: Si
             seen = time.monotonic() - clicked
             page.wait_for_timeout(1500)  # the toast slides in
             text = toast.inner_text()
-            print(f"toast box: {toast.bounding_box()}")
             print(f"\nstart failure notified {seen:.1f} s after the click: "
                   f"{shot(page, 'start-failure')}\n{text}")
             assert f'Kernel "{ASTRO_DISPLAY}" could not start: module load {GCC} {PY} {ASTRO}' \
