@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import os
 import threading
 import time
 import warnings
@@ -152,7 +153,12 @@ class Inventory:
         context = discovery.context()
         plan, done = self.manager.sync(context)
         envs = [row.env for row in plan.rows]
-        self._snapshot = Snapshot.take(watch_paths(self.manager, discovery, context, envs))
+        # Each kernel's own dir too: a sync in a terminal that rewrites a kernel.json in place
+        # changes only that dir.
+        kernel_dirs = [os.path.join(plan.kernels_dir, a.name) for a in plan.actions
+                       if a.op != "remove"]
+        self._snapshot = Snapshot.take(
+            [*watch_paths(self.manager, discovery, context, envs), *kernel_dirs])
         self._fast = self._snapshot.subset(watch_paths(self.manager, discovery, context, []))
         after = self._specs = kernelspecs_stamp(spec_dirs)
         result = self.last_sync = ServerSync(plan, done, specs_changed=specs_diff(before, after))
