@@ -17,10 +17,9 @@ from ozkernels.demosite import Site
 from ozkernels.server.events import SCHEMA_ID
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
-# The server fixtures of test_server.py: the same site, config and venv root.
-site_environ, projects = test_server.site_environ, test_server.projects
-extra_config, ozk_config = test_server.extra_config, test_server.ozk_config
-jp_server_config = test_server.jp_server_config
+# Every fixture of test_server.py (the same site, config and venv root), whatever it adds.
+globals().update({name: value for name, value in vars(test_server).items()
+                  if type(value).__name__ == "FixtureFunctionDefinition"})
 
 QUICK = {"OzkernelsExtension": {"sync_interval": 60, "watch_interval": 0.2}}
 OFF = {"OzkernelsExtension": {"sync_interval": 0, "watch_interval": 0}}
