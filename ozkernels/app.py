@@ -489,6 +489,8 @@ class DemoApp(OzkernelsCommand):
         "debug": target_flags["debug"],
     }
     aliases: dict[str, Any] = {"modules": "DemoApp.modules"}
+    # The steps run with the demo's own configuration: no class options to offer.
+    classes: list[Any] = []
     keep = Bool(False, help="Keep the demo site instead of deleting it.").tag(config=True)
     modules = Enum(
         ["lmod", "tmod", "none"], default_value="lmod",
@@ -531,8 +533,9 @@ class DemoApp(OzkernelsCommand):
             demo.build()
             for step in STEPS:
                 say(f"\n$ ozkernels {' '.join(step)}")
-                argv = [sys.executable, "-m", "ozkernels", *step, *(["--json"] if self.json
-                                                                    else [])]
+                argv = [sys.executable, "-m", "ozkernels", *step,
+                        *(["--json"] if self.json else []),
+                        *(["--debug"] if self.log_level == 10 else [])]
                 proc = subprocess.run(argv, env=demo.environ, timeout=600, check=False,
                                       stdout=subprocess.PIPE if self.json else None, text=True)
                 output = json.loads(proc.stdout or "null") if self.json else None
