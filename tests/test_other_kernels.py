@@ -124,12 +124,13 @@ def test_discovery_reads_each_envs_kernelspecs(run_ozk, site):
     assert "conda:rstats" not in text  # no problem line for it
 
 
-def test_sync_writes_a_kernel_per_wrapped_spec(run_ozk, kernels_site, tmp_path):
-    env = kernels_site.environ(JUPYTER_DATA_DIR=str(tmp_path / "data"))
+def test_sync_writes_a_kernel_per_wrapped_spec(run_ozk, site, tmp_path):
+    assert "rstats" in site.conda_envs, NEEDS
+    env = site.environ(JUPYTER_DATA_DIR=str(tmp_path / "data"))
     out = sync(run_ozk, env=env)
     added = {a["kernel"]: a for a in out["actions"]}
     assert added["conda-rstats-ir"]["wraps"] == "ir" and added["venv-tools"]["wraps"] == ""
-    rstats = os.path.realpath(kernels_site.conda_envs["rstats"])
+    rstats = os.path.realpath(site.conda_envs["rstats"])
     ir_dir = Path(rstats) / "share/jupyter/kernels/ir"
     ir = spec_of(env, "conda-rstats-ir")
     launcher = str(kernels_dir(env) / "conda-rstats-ir" / LAUNCHER_NAME)
@@ -148,7 +149,7 @@ def test_sync_writes_a_kernel_per_wrapped_spec(run_ozk, kernels_site, tmp_path):
         assert copied.read_bytes() == (ir_dir / logo).read_bytes()
         assert not os.access(copied, os.X_OK) and logo in meta["files"]
     bash = spec_of(env, "venv-tools-bash")
-    wrapped = json.loads((kernels_site.venvs["tools"] / "share/jupyter/kernels/bash/kernel.json")
+    wrapped = json.loads((site.venvs["tools"] / "share/jupyter/kernels/bash/kernel.json")
                          .read_text())
     assert bash["display_name"] == "Bash (venv: tools)"
     assert bash["env"] == wrapped["env"] == {"PS1": "$"}
@@ -332,13 +333,13 @@ def test_launcher_execs_the_wrapped_argv_verbatim(tmp_path_factory, words, value
 
 
 def test_remove_of_a_wrapped_kernel_explains_and_remove_of_the_env_takes_all(
-        run_ozk, kernels_site, tmp_path):
-    env = kernels_site.environ(JUPYTER_DATA_DIR=str(tmp_path / "data"))
+        run_ozk, site, tmp_path):
+    env = site.environ(JUPYTER_DATA_DIR=str(tmp_path / "data"))
     sync(run_ozk, env=env)
     proc = run_ozk("remove", "venv-tools-bash", env=env, check=False)
     assert proc.returncode == 1 and "uninstall that kernelspec" in proc.stderr, proc.stderr
     assert (kernels_dir(env) / "venv-tools-bash").is_dir()
-    out = json.loads(run_ozk("remove", str(kernels_site.venvs["tools"]), "--json",
+    out = json.loads(run_ozk("remove", str(site.venvs["tools"]), "--json",
                              env=env).stdout)
     assert (out["removed"], out["also_removed"]) == ("venv-tools", ["venv-tools-bash"])
     assert sync(run_ozk, env=env)["actions"] == []
