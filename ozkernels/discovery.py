@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import os
 import re
 from dataclasses import replace
@@ -17,7 +18,7 @@ from . import envmodules, fixes
 from .environment import Environment
 from .errors import LmodError, ModulesError
 from .lmod import SpiderCache, run_spider
-from .modulesystem import SYSTEMS, TMOD, ModuleSystem, detect
+from .modulesystem import FIRST_HAND, RECORDED, SYSTEMS, TMOD, ModuleSystem, detect
 from .registry import Registry
 from .sources import BUILTIN, Context, ModuleIndex, Source, load_source_class
 
@@ -128,9 +129,30 @@ class Discovery(LoggingConfigurable):
                             for s in self.kinds().values() if s.marker)
 
     def detect_module_system(self) -> ModuleSystem:
-        """The module system in use (the override, else the user's shell's, else installed)."""
-        return detect(os.environ, override=self.module_system, lmod_cmd=self.lmod_cmd,
-                      modules_cmd=self.modules_cmd)
+        """The module system in use (the override, else the user's shell's, else the one
+        recorded at an earlier sync, else installed); a first-hand answer is recorded."""
+        path = os.path.join(self.cache_dir, "module-system.json")
+        recorded = None
+        try:
+            with open(path, encoding="utf-8") as f:
+                data = json.load(f)
+            recorded = ModuleSystem(str(data["name"]), str(data["cmd"]), RECORDED)
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        system = detect(os.environ, override=self.module_system, lmod_cmd=self.lmod_cmd,
+                        modules_cmd=self.modules_cmd, recorded=recorded)
+        if system.name and system.reason in FIRST_HAND and (
+                not recorded or (recorded.name, recorded.cmd) != (system.name, system.cmd)):
+            # A server started by systemd or a hub lacks the shell's MODULES_CMD/LMOD_CMD.
+            try:
+                os.makedirs(self.cache_dir, exist_ok=True)
+                tmp = f"{path}.{os.getpid()}.tmp"
+                with open(tmp, "w", encoding="utf-8") as f:
+                    json.dump({"name": system.name, "cmd": system.cmd}, f)
+                os.replace(tmp, path)
+            except OSError:
+                pass
+        return system
 
     def module_index(self) -> ModuleIndex:
         """Every module the site's module system can see, or an empty index saying why not."""

@@ -58,9 +58,16 @@ def shell_choice(environ: Mapping[str, str]) -> str:
     return ""
 
 
+# Reasons that come from the user's own setup: worth recording for a later run that lacks it.
+FIRST_HAND = ("Discovery.module_system", "configured command", "initialised in this shell")
+RECORDED = "recorded at an earlier sync"
+
+
 def detect(environ: Mapping[str, str] | None = None, *, override: str = "auto",
-           lmod_cmd: str = "", modules_cmd: str = "") -> ModuleSystem:
-    """The module system to use: the override, else the user's shell's, else what is installed."""
+           lmod_cmd: str = "", modules_cmd: str = "",
+           recorded: ModuleSystem | None = None) -> ModuleSystem:
+    """The module system to use: the override, else the user's shell's, else the one recorded
+    at an earlier sync (a server started without the shell's set-up), else what is installed."""
     env = os.environ if environ is None else environ
     finders = {
         LMOD: lambda: lmod_cmd or find_lmod_cmd(dict(env)),
@@ -83,6 +90,8 @@ def detect(environ: Mapping[str, str] | None = None, *, override: str = "auto",
         cmd = finders[chosen]()
         if cmd:
             return ModuleSystem(chosen, cmd, "initialised in this shell")
+    if recorded and recorded.name in finders and os.path.isfile(recorded.cmd):
+        return ModuleSystem(recorded.name, recorded.cmd, RECORDED)
     found = {name: cmd for name, find in finders.items() if (cmd := find())}
     if len(found) > 1:
         # Both installed, neither initialised here: the login profile decides what users get.

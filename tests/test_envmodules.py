@@ -71,6 +71,17 @@ def test_detect_override_and_configured_commands(fake_installs):
     assert detect({"MODULES_CMD": tcl}, lmod_cmd=lmod).name == LMOD
 
 
+def test_detect_recorded_system_ranks_below_the_shell_above_installs(fake_installs):
+    from ozkernels.modulesystem import RECORDED, ModuleSystem
+
+    tcl, lmod = fake_installs["tcl"], fake_installs["lmod"]
+    recorded = ModuleSystem(TMOD, tcl, RECORDED)
+    assert detect({}, recorded=recorded) == recorded
+    assert detect({"LMOD_CMD": lmod}, recorded=recorded).name == LMOD
+    gone = ModuleSystem(TMOD, tcl + ".gone", RECORDED)
+    assert detect({}, recorded=gone).reason != RECORDED
+
+
 def test_detect_without_any_module_system_says_how_to_fix(monkeypatch, tmp_path):
     monkeypatch.setattr(envmodules, "STANDARD_MODULES_CMDS", ())
     import ozkernels.lmod as lmod_mod
@@ -242,3 +253,23 @@ def test_listing_is_cached_until_a_module_dir_changes(own_tmod, no_lmod, tmp_pat
     assert names["Python/3.12.1-GCCcore-13.2.0"]["modules"] == [n["gcc"],
                                                                "Python/3.12.1-GCCcore-13.2.0"]
     assert runs(own_tmod) - before == 2 * walked
+
+
+def test_a_server_without_the_shells_setup_uses_the_system_recorded_at_sync(
+        tmod_site, no_lmod, tmp_path):
+    """A server started by systemd or a hub lacks MODULES_CMD: the sync's answer is reused."""
+    env = tmod_site.environ(JUPYTER_DATA_DIR=str(tmp_path / "data"),
+                            XDG_CACHE_HOME=str(tmp_path / "cache"))
+    ozk(env, "sync")
+    server = {k: v for k, v in env.items() if k not in ("MODULES_CMD", "MODULESHOME")}
+    data = json.loads(ozk(server, "list", "--json").stdout)
+    assert data["module_system"] == {"name": "tmod", "label": "Environment Modules",
+                                     "cmd": tmod_site.modules_cmd,
+                                     "reason": "recorded at an earlier sync"}
+    rows = {e["name"]: e for e in data["environments"]}
+    assert rows["analysis"]["status"] == "up to date"  # nothing to rewrite, no module lost
+    # The control: without the record this host has no module system ozkernels can find.
+    fresh = json.loads(ozk({**server, "XDG_CACHE_HOME": str(tmp_path / "fresh")}, "list",
+                           "--json").stdout)
+    assert fresh["module_system"]["name"] == ""
+    assert "neither Lmod nor Environment Modules found" in " ".join(fresh["notes"])
