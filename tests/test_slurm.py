@@ -42,6 +42,8 @@ PROFILES: dict[str, dict[str, Any]] = {
     "relay": {"cpus": 1, "label": "relayed", "remote": "always", "envs": ONLY},
     "queued": {"extra": ["--begin=now+3600"], "pending_limit": 2, "envs": ONLY},
     "held": {"extra": ["--begin=now+3600"], "pending_limit": 0, "envs": ONLY},
+    # More time than the 'short' partition allows (MaxTime=10): it can never start.
+    "toolong": {"partition": "short", "time": "1:00:00", "pending_limit": 300, "envs": ONLY},
 }
 
 
@@ -315,6 +317,21 @@ def test_queue_timeout_gives_reason(setup: Setup, tmp_path: Path) -> None:
         km.restart_kernel(now=True)
         wait_for("fast failure", lambda: not km.is_alive(), timeout=2)
         assert "not queueing again within 30 s: gave up after 2 s" in log.read_text()
+
+
+def test_request_that_can_never_start_fails_at_once(setup: Setup, tmp_path: Path) -> None:
+    with started(setup, "toolong", tmp_path, ready=False) as (km, _, log):
+        took = wait_for("failure", lambda: not km.is_alive(), timeout=15)
+        text = log.read_text()
+        # Not the 300 s pending_limit: the reason says waiting will not help.
+        assert took < 6, text
+        assert "can never start (PartitionTimeLimit): change 'time'" in text, text
+        assert "of Slurm profile 'toolong'" in text and "gave up after" not in text, text
+        assert km.provisioner.process.returncode != 0
+        wait_for("job cancelled", lambda: not setup.cluster.jobs(), timeout=5)
+        km.restart_kernel(now=True)  # Jupyter's restarter: fails at once, no new job
+        wait_for("fast failure", lambda: not km.is_alive(), timeout=2)
+        assert "not queueing again within 30 s: Slurm job" in log.read_text()
 
 
 def test_forced_kill_while_pending(setup: Setup, tmp_path: Path) -> None:

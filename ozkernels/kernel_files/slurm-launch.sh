@@ -4,7 +4,7 @@
 # ozkernels copies this file into a Slurm kernel's dir as "ozkernels-slurm"; kernel.json runs:
 #   ozkernels-slurm --connection-file FILE [--kernel NAME] [--pending-limit SECONDS]
 #                   [--remote auto|always|never] [--address ADDR|IFACE] [--relay-python PY]
-#                   [--srun PATH] [--srun-arg ARG]... -- LAUNCHER ARG...
+#                   [--srun PATH] [--srun-arg ARG]... [--profile NAME] -- LAUNCHER ARG...
 # where LAUNCHER ARG... is the kernel's ozkernels-launch command line (modules, activation).
 #
 # Three roles, one file (bash >= 4.4, util-linux setsid and flock, Slurm's client commands):
@@ -33,7 +33,7 @@ _ozs_kernel=${_ozs_kernel##*/}
 _ozs_retry_after=30
 _ozs_usage="usage: ozkernels-slurm --connection-file FILE [--kernel NAME] [--pending-limit S]"
 _ozs_usage+=" [--remote auto|always|never] [--address ADDR] [--relay-python PY] [--srun PATH]"
-_ozs_usage+=" [--srun-arg ARG]... -- LAUNCHER ARG...; re-create the kernel with 'ozkernels sync'"
+_ozs_usage+=" [--srun-arg ARG]... [--profile NAME] -- LAUNCHER ARG...; re-create the kernel with 'ozkernels sync'"
 
 _ozs_say() {
     local msg=${1//$'\n'/ }
@@ -238,9 +238,27 @@ _ozs_watch_wrapper() {
     _ozs_cancel_until_gone
 }
 
-# Say so while the job waits in the queue; cancel it with the pending reason past the limit.
+# Whether a pending reason is one that waiting never resolves (the request itself cannot be
+# met where it was sent); sets _ozs_fix to the profile setting to change.
+_ozs_never_starts() {
+    case $1 in
+        PartitionTimeLimit) _ozs_fix="'time' (above the partition's time limit)" ;;
+        PartitionNodeLimit) _ozs_fix="'cpus', 'mem' or the node count in 'extra' (above the partition's limits)" ;;
+        PartitionConfig) _ozs_fix="'partition', 'account' or 'qos' (the partition does not take them)" ;;
+        "ReqNodeNotAvail, UnavailableNodes:"?*) _ozs_fix="'partition' or the node list in 'extra' (the nodes asked for are down or drained)" ;;
+        BadConstraints) _ozs_fix="'extra' (--constraint) or 'gres' (no node has them)" ;;
+        InvalidAccount | AccountNotAllowed) _ozs_fix="'account'" ;;
+        InvalidQOS | QOSNotAllowed) _ozs_fix="'qos'" ;;
+        Assoc*PerJob*Limit | QOS*PerJob*Limit | QOSMinCpuNotSatisfied)
+            _ozs_fix="'cpus', 'mem', 'gpus' or 'time' (beyond the account's or QOS's per-job limit)" ;;
+        *) return 1 ;;
+    esac
+}
+
+# Say so while the job waits in the queue; cancel it with the pending reason past the limit,
+# or at once when the reason says it can never start.
 _ozs_watch_queue() {
-    local t=0 next line id state reason steps=(1 3 10 30 60)
+    local t=0 next line id state reason steps=(1 3 10 30 60) _ozs_fix
     while :; do
         if ((${#steps[@]})); then
             next=${steps[0]}
@@ -259,6 +277,14 @@ _ozs_watch_queue() {
         line=${line%%$'\n'*}
         IFS='|' read -r id state reason <<<"$line"
         if [[ -n $state && $state != PENDING ]]; then
+            return 0
+        fi
+        if [[ $state == PENDING ]] && _ozs_never_starts "$reason"; then
+            # shellcheck disable=SC2016 # the quotes are text around the name
+            line="Slurm job $id can never start ($reason): change $_ozs_fix of Slurm profile${_ozs_profile:+ '$_ozs_profile'} (SlurmProfiles.profiles)"
+            _ozs_say "$line"
+            [[ -z $_ozs_cf ]] || printf '%(%s)T %s\n' -1 "$line" >"$_ozs_cf.slurm-gave-up"
+            _ozs_cancel_until_gone
             return 0
         fi
         if [[ $state == PENDING ]]; then
@@ -295,6 +321,7 @@ _ozs_watch_sidecar() {
 _ozs_supervise() {
     local out_fd=1 lock_fd rc watchers=()
     _ozs_job_name="" _ozs_pending_limit=0 _ozs_sidecar="" _ozs_cf="" _ozs_relay_python=""
+    _ozs_profile=""
     while (($#)); do
         case $1 in
             --) shift; break ;;
@@ -304,6 +331,7 @@ _ozs_supervise() {
             --sidecar) _ozs_sidecar=$2 ;;
             --connection-file) _ozs_cf=$2 ;;
             --relay-python) _ozs_relay_python=$2 ;;
+            --profile) _ozs_profile=$2 ;;
             --stdout-fd) out_fd=$2 ;;
         esac
         shift 2
@@ -347,11 +375,12 @@ _ozs_supervise() {
 # ---------------------------------------------------------------- wrapper (login side)
 _ozs_wrapper() {
     local cf="" pending_limit=300 remote=auto address="" relay_python="" srun=srun srun_args=()
+    local profile=""
     local submitted sidecar="" job_name out_fd line rc
     while (($#)); do
         case $1 in
             --) shift; break ;;
-            --kernel | --connection-file | --pending-limit | --remote | --address | --relay-python | --srun | --srun-arg)
+            --kernel | --connection-file | --pending-limit | --remote | --address | --relay-python | --srun | --srun-arg | --profile)
                 (($# >= 2)) || _ozs_die "option $1 needs a value; $_ozs_usage" 2
                 # Values from ozkernels come percent-encoded ('%', '{'): see ozkernels-launch.
                 _ozs_v=${2//"%7B"/"{"}
@@ -365,6 +394,7 @@ _ozs_wrapper() {
                     --relay-python) relay_python=$_ozs_v ;;
                     --srun) srun=$_ozs_v ;;
                     --srun-arg) srun_args+=("$_ozs_v") ;;
+                    --profile) profile=$_ozs_v ;;
                 esac
                 shift 2
                 ;;
@@ -411,7 +441,8 @@ _ozs_wrapper() {
     coproc _OZS_SUP {
         exec setsid "$BASH" -p "$_ozs_self" --supervise --kernel "$_ozs_kernel" \
             --job-name "$job_name" --pending-limit "$pending_limit" --sidecar "$sidecar" \
-            --connection-file "$cf" --relay-python "$relay_python" --stdout-fd "$out_fd" -- \
+            --connection-file "$cf" --relay-python "$relay_python" --profile "$profile" \
+            --stdout-fd "$out_fd" -- \
             "$srun" "${srun_args[@]}" --job-name="$job_name" --nodes=1 --ntasks=1 --input=none \
             "$_ozs_self" --node --kernel "$_ozs_kernel" --connection-file "$cf" \
             --submitted "$submitted" --login-host "$_ozs_host" --remote "$remote" \

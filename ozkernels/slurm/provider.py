@@ -39,7 +39,7 @@ def slurm_variant(profile: Profile, env: Environment, base_spec: dict[str, Any],
     remote = profile.remote or remote
     argv = [kernel_file(variant_dir, SLURM_LAUNCHER_NAME), "--kernel", kernel,
             "--connection-file", "{connection_file}", "--pending-limit", str(math.ceil(limit)),
-            "--remote", remote, "--srun", argv_value(srun)]
+            "--remote", remote, "--srun", argv_value(srun), "--profile", argv_value(profile.name)]
     if node_address:
         argv += ["--address", argv_value(node_address)]
     if relay_python and remote != "never":

@@ -63,6 +63,8 @@ SlurmctldLogFile={base}/slurmctld.log
 SlurmdLogFile={base}/slurmd.log
 NodeName={node} NodeAddr=127.0.0.1 CPUs={cpus} RealMemory=1000 State=UNKNOWN
 PartitionName={partition} Nodes={node} Default=YES MaxTime=INFINITE State=UP
+# A job asking for more time than this partition allows pends with PartitionTimeLimit forever.
+PartitionName=short Nodes={node} MaxTime=10 State=UP
 """
 
 
@@ -243,8 +245,9 @@ def start_cluster(base: Path, *, cpus: int = 8, timeout: float = TIMEOUT) -> Clu
     _spawn(cluster, "slurmd", [tools["slurmd"], "-D", "-N", NODE, "-f", str(conf)])
 
     def idle() -> bool:
+        # One line per partition the node is in.
         out = cluster.run("sinfo", "-h", "-N", "-o", "%t", check=False).stdout.split()
-        return out == ["idle"]
+        return bool(out) and set(out) == {"idle"}
 
     _wait_for("waiting for the node to be idle", idle, cluster, timeout)
     return cluster
