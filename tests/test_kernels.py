@@ -233,3 +233,22 @@ def test_check_reports_the_launchers_reason(run_ozk, own_msite, tmp_path):
     unknown = run_ozk("check", "nope", env=env, check=False)
     assert unknown.returncode == 1 and "no ozkernels kernel named nope" in unknown.stderr
 
+
+
+def test_conda_kernel_loads_the_conda_module(run_ozk, msite, msite_env, tmp_path):
+    """CondaSource.conda_module: the conda env's kernel loads the site's conda module first."""
+    config = tmp_path / "config"
+    config.mkdir()
+    conda = msite.names["conda"]
+    (config / "jupyter_ozkernels_config.json").write_text(
+        json.dumps({"CondaSource": {"conda_module": conda}}))
+    env = {**msite_env, "JUPYTER_CONFIG_DIR": str(config)}
+    run_ozk("sync", env=env)
+    kdir = Path(env["JUPYTER_DATA_DIR"]) / "kernels"
+    prefix = os.path.realpath(msite.conda_envs["astro"])
+    got, _ = run_in_kernel(kdir, "conda-astro", PROBE, env=leaky_env(msite))
+    assert got["loaded"] == conda and got["conda"] == prefix and got["prefix"] == prefix
+    path = got["path"].split(":")
+    assert path[0] == f"{prefix}/bin"
+    assert str(msite.modules[conda] / "bin") in path  # the module's conda, never run
+    assert_own_module_system(msite, got)
