@@ -13,6 +13,7 @@ import {
   showDialog,
   WidgetTracker
 } from '@jupyterlab/apputils';
+import { PageConfig, URLExt } from '@jupyterlab/coreutils';
 import { ILauncher } from '@jupyterlab/launcher';
 import { IMainMenu } from '@jupyterlab/mainmenu';
 import { LabIcon } from '@jupyterlab/ui-components';
@@ -68,6 +69,12 @@ const plugin: JupyterFrontEndPlugin<void> = {
       caption: 'Every environment ozkernels finds, its kernel, status, problem and fix',
       icon: args => (args['isPalette'] ? undefined : ozkernelsIcon),
       execute: async args => {
+        const kernel = typeof args['kernel'] === 'string' ? args['kernel'] : '';
+        if (app.name !== 'JupyterLab') {
+          // Notebook 7's shells have no dock area for a panel: its page, in a browser tab.
+          window.open(URLExt.join(PageConfig.getBaseUrl(), 'ozkernels'), '_blank');
+          return;
+        }
         let widget = tracker.currentWidget;
         if (!widget || widget.isDisposed) {
           const content = new EnvironmentsPanel(refreshSpecs);
@@ -82,7 +89,6 @@ const plugin: JupyterFrontEndPlugin<void> = {
           app.shell.add(widget, 'main');
         }
         app.shell.activateById(widget.id);
-        const kernel = typeof args['kernel'] === 'string' ? args['kernel'] : '';
         if (kernel) {
           widget.content.focusKernel(kernel);
         }
