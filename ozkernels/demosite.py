@@ -19,6 +19,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .lmod import find_lmod_cmd
+
 GCC_VERSION = "13.2.0"
 PY_MODULE_VERSION = "3.11.7"
 HOSTILE_NAME = "we'ird $(touch PWNED) ;x"
@@ -27,11 +29,6 @@ CONDA_NEVER = "conda must never be called by ozkernels"
 MARKER = ".ozkernels-testsite"
 TIMEOUT = 60
 
-LMOD_LOCATIONS = (
-    "/usr/share/lmod/lmod/libexec/lmod",
-    "/opt/apps/lmod/lmod/libexec/lmod",
-    "/usr/local/lmod/lmod/libexec/lmod",
-)
 # Debian 12 ships /lib/x86_64-linux-gnu/libpython3.11.so.1.0 (package libpython3.11), which
 # would let an RPATH-less copy start without its module; a site-unique soname cannot be found
 # by accident, so "fails without the module" holds on every host.
@@ -161,14 +158,7 @@ def modules_home(modules_cmd: str) -> str:
 
 def find_lmod() -> str | None:
     """Return the path of Lmod's `lmod` command, or None when Lmod is not installed."""
-    candidates = [os.environ.get("LMOD_CMD", "")]
-    if os.environ.get("LMOD_PKG"):
-        candidates.append(os.path.join(os.environ["LMOD_PKG"], "libexec", "lmod"))
-    candidates.extend(LMOD_LOCATIONS)
-    for path in candidates:
-        if path and os.path.isfile(path) and os.access(path, os.X_OK):
-            return path
-    return None
+    return find_lmod_cmd()
 
 
 def _run(

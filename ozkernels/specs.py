@@ -9,10 +9,10 @@ import re
 import unicodedata
 from typing import Any
 
-from . import kernel_files
 from .environment import Environment, WrappedSpec
 from .errors import SpecError
-from .kernel_files import ACTIVATIONS, LAUNCHER_NAME
+from .kernel_files import ACTIVATIONS
+from .kernel_files import LAUNCHER_NAME as LAUNCHER_NAME  # where callers look for it
 
 SPEC_VERSION = 1
 SITE_PREFIX = "site-"
@@ -23,11 +23,6 @@ MAX_SLUG = 48
 PLACEHOLDER = re.compile(r"\{[A-Za-z0-9_]+\}")
 # The micro version and the modules besides the interpreter's tell same-version kernels apart.
 DEFAULT_DISPLAY = "Python {full_version} ({kind}: {name}{plus_modules})"
-
-
-def launcher_files() -> dict[str, bytes]:
-    """The executable files every kernel dir gets."""
-    return {LAUNCHER_NAME: kernel_files.read(LAUNCHER_NAME)}
 
 
 def slug(text: str) -> str:

@@ -13,6 +13,7 @@ from traitlets.config import LoggingConfigurable
 
 from . import fixes
 from .environment import Environment, WrappedSpec
+from .kernel_files import launcher_files
 from .kernelspecs import resource_bytes, spec_gone
 from .logos import ipykernel_spec_dir, kernel_logos
 from .sources import Context, Source
@@ -24,7 +25,6 @@ from .specs import (
     choose_kernel_name,
     display_name,
     kernel_file,
-    launcher_files,
     prefix_hash,
     wrapped_display_name,
 )
@@ -217,7 +217,7 @@ class Syncer(LoggingConfigurable):
             (o.owner["prefix"], o.owner.get("wraps", "")): o.name
             for o in others or [] if o.owner and o.owner.get("site") and not o.owner.get("variant")
         }
-        launcher = launcher_files()
+        files_for: dict[str, dict[str, bytes]] = {}
         for env in envs:
             source = source_for(env.kind)
             sf: SpecFile | None = owned.pop((env.kind, env.prefix, "", ""), None)
@@ -235,6 +235,7 @@ class Syncer(LoggingConfigurable):
                 continue
             name = sf.name if sf else choose_kernel_name(env, taken, site)
             taken.add(name)
+            launcher = files_for.setdefault(source.activation, launcher_files(source.activation))
             files = {**launcher, **self.logos(env)}
             spec = build_spec(
                 env, kernel_name=name, site=site, files=files, activation=source.activation,
@@ -327,7 +328,7 @@ class Syncer(LoggingConfigurable):
             return
         name = sf.name if sf else choose_kernel_name(env, taken, site, ws.name)
         taken.add(name)
-        files = {**launcher_files(), **resource_bytes(ws)}
+        files = {**launcher_files(source.activation), **resource_bytes(ws)}
         spec = build_wrapped_spec(
             env, ws, kernel_name=name, site=site, files=files, activation=source.activation,
             launcher=kernel_file(os.path.join(store.path, name), LAUNCHER_NAME),

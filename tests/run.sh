@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 # PYTHON: the interpreter to test with (any venv's python, activated or not). Unset: python3,
 # or, when python3 is externally managed (PEP 668, Debian 12 / Ubuntu 24.04), a venv made from it
 # in .venv (reused by the next run).
-APT_PACKAGES=(lmod patchelf chromium strace slurmctld slurmd slurm-client munge python3-venv r-base-core r-cran-irkernel tcl8.6)
+APT_PACKAGES=(lmod patchelf chromium strace slurmctld slurmd slurm-client munge python3-venv r-base-core r-cran-irkernel tcl8.6 shellcheck)
 export DEBIAN_FRONTEND=noninteractive PIP_DISABLE_PIP_VERSION_CHECK=1
 
 step() { printf '\n==> %s\n' "$*"; }
@@ -73,6 +73,10 @@ step "ruff check ${lint_dirs[*]}"
 
 step "mypy (config in pyproject.toml)"
 "$PYTHON" -m mypy
+
+shell_files=(ozkernels/kernel_files/*.sh tests/run.sh .ci/run)
+step "shellcheck ${shell_files[*]}"
+shellcheck "${shell_files[@]}"
 
 step "pytest -m 'not browser'"
 "$PYTHON" -m pytest -m "not browser" -p no:cacheprovider

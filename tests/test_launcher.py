@@ -4,7 +4,6 @@ import json
 import os
 import re
 import shlex
-import shutil
 import subprocess
 import sys
 import time
@@ -17,8 +16,10 @@ from jupyter_client import KernelManager
 from jupyter_client.kernelspec import KernelSpecManager
 
 from ozkernels.demosite import link_packages
+from ozkernels.kernel_files import LAUNCHER_NAME, launcher_files, read
 
-LAUNCHER = Path(__file__).resolve().parents[1] / "ozkernels" / "kernel_files" / "launcher.sh"
+# What a kernel dir gets: the source with Lmod's standard places filled in.
+LAUNCHER_TEXT = read(LAUNCHER_NAME).decode()
 LMOD = "/usr/share/lmod/lmod/libexec/lmod"
 HOSTILE = "we'ird $(touch PWNED) ;\"x `touch PWNED` é"
 
@@ -49,15 +50,15 @@ def clean_env(**extra):
 
 
 def install_launcher(kernels_dir, kernel_name, launcher_text=None):
-    """Copy the launcher into a kernel dir the way ozkernels does; return its path."""
+    """Write the launcher and its helpers into a kernel dir the way ozkernels does; return it."""
     kdir = kernels_dir / kernel_name
     kdir.mkdir(parents=True, exist_ok=True)
-    dest = kdir / "ozkernels-launch"
-    if launcher_text is None:
-        shutil.copyfile(LAUNCHER, dest)
-    else:
+    for name, data in launcher_files("conda").items():
+        (kdir / name).write_bytes(data)
+        (kdir / name).chmod(0o755)
+    dest = kdir / LAUNCHER_NAME
+    if launcher_text is not None:
         dest.write_text(launcher_text)
-    dest.chmod(0o755)
     return dest
 
 
@@ -365,7 +366,7 @@ def test_errors(case, lmod_tree, kernels_dir, fake_python, tmp_path):
     text = None
     if case == "no-lmod":  # pretend this host has no Lmod in any standard location
         text = re.sub(r"(?m)^_ozk_lmod_std=\(.*\)$", "_ozk_lmod_std=(/nonexistent/lmod)",
-                      LAUNCHER.read_text())
+                      LAUNCHER_TEXT)
         assert "/nonexistent/lmod" in text
     launcher = install_launcher(kernels_dir, "errk", text)
     args = ["--kind", "venv", "--prefix", str(fake_python.parent.parent),
@@ -490,7 +491,7 @@ def test_tmod_errors(case, tcl_tree, envmodules_cmd, no_lmod, kernels_dir, fake_
     cmd = envmodules_cmd
     if case == "no-tmod":  # a host without Environment Modules anywhere, and a stale record
         text = re.sub(r"(?m)^_ozk_tmod_std=\(.*\)$", "_ozk_tmod_std=(/nonexistent/m.tcl)",
-                      LAUNCHER.read_text())
+                      LAUNCHER_TEXT)
         assert "/nonexistent/m.tcl" in text
         cmd = str(tmp_path / "gone" / "modulecmd.tcl")
     launcher = install_launcher(kernels_dir, "errk", text)

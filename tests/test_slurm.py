@@ -23,6 +23,7 @@ from ozktest.slurm_cluster import Cluster, start_cluster
 
 from ozkernels.demosite import Site
 from ozkernels.environment import Environment
+from ozkernels.kernel_files import SLURM_FILES
 from ozkernels.slurm import SLURM_LAUNCHER_NAME, SlurmProfiles, parse_status
 from ozkernels.specs import LAUNCHER_NAME, fingerprint
 from ozkernels.variants import Wanted
@@ -397,8 +398,9 @@ def test_sync_writes_and_removes_profile_kernels(setup: Setup, site: Site,
         assert spec["display_name"] == plain["display_name"] + " - Slurm 2 CPU 30m"
         assert owner["variant"] == "slurm:two" and owner["slurm"]["cpus"] == 2
         assert owner["prefix"] == plain["metadata"]["ozkernels"]["prefix"]
-        assert [f for f in owner["files"] if not f.startswith("logo-")] == [
-            LAUNCHER_NAME, SLURM_LAUNCHER_NAME]
+        # Besides the logos the plain kernel's dir has too.
+        assert [f for f in owner["files"] if not f.startswith("logo-")] == sorted(
+            {LAUNCHER_NAME, *SLURM_FILES})
         assert spec["interrupt_mode"] == "message"
         argv = spec["argv"]
         assert argv[0] == str(kernels / f"{v}-slurm-two" / SLURM_LAUNCHER_NAME)
@@ -491,7 +493,7 @@ def test_profiles_config() -> None:
     assert inner[:3] == ["/k/venv-analysis-slurm-cpu4-2h/ozkernels-launch", "--kernel",
                          "venv-analysis-slurm-cpu4-2h"]
     assert "--partition=work" in first["argv"] and "--mem=16000M" in wanted[1].spec["argv"]
-    assert set(wanted[0].files) == {LAUNCHER_NAME, SLURM_LAUNCHER_NAME}
+    assert set(wanted[0].files) == {LAUNCHER_NAME, *SLURM_FILES}
     on_conda = [profiles.build(r, conda, Wanted("", base, {}), "/k/x")
                 for r in profiles.requests(conda)]
     assert [w.variant for w in on_conda] == ["slurm:gpu", "slurm:here"]

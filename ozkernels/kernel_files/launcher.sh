@@ -19,15 +19,19 @@
 #
 # Every problem prints one line "ozkernels: kernel 'NAME': ..." on stderr and exits non-zero,
 # because Jupyter only shows (or logs) what a dying kernel printed.  Names and paths are data:
-# nothing is eval'ed except the module system's own output and export lines quoted by _ozk_env_vars_py.
+# nothing is eval'ed except the module system's own output and export lines quoted by
+# ozkernels-conda-env-vars.py.
 # Internal names start with _ozk_ so that sourced activate.d scripts are unlikely to clobber them
 # (conda env var names are upper-cased, as conda does, so they cannot).
 
-# Standard Lmod locations, tried last (one line: tests replace it to simulate a host without Lmod).
-_ozk_lmod_std=(/usr/share/lmod/lmod/libexec/lmod /opt/apps/lmod/lmod/libexec/lmod /usr/local/lmod/lmod/libexec/lmod)
-# Standard Environment Modules locations of modulecmd.tcl, tried last (one line, likewise).
-_ozk_tmod_std=(/usr/share/Modules/libexec/modulecmd.tcl /usr/lib/x86_64-linux-gnu/modulecmd.tcl /usr/lib/aarch64-linux-gnu/modulecmd.tcl /usr/share/modules/libexec/modulecmd.tcl /usr/local/Modules/libexec/modulecmd.tcl /opt/modules/libexec/modulecmd.tcl)
+# Standard places of Lmod and of Environment Modules' modulecmd.tcl, tried last: ozkernels
+# writes ozkernels.lmod.STANDARD_LMOD_CMDS and ozkernels.envmodules.STANDARD_MODULES_CMDS into
+# these lines when it copies the launcher into a kernel dir (tests replace them too).
+_ozk_lmod_std=()
+_ozk_tmod_std=()
 
+_ozk_self=$0
+_ozk_env_vars_py=ozkernels-conda-env-vars.py
 _ozk_kernel=${0%/*}
 _ozk_kernel=${_ozk_kernel##*/}
 
@@ -124,63 +128,6 @@ _ozk_lmod_run() {
     fi
     return 0
 }
-
-# Prints shell-quoted "export NAME='value'" lines for the conda env vars of the prefix in argv[1]
-# (env_vars.d files in sorted order, then conda-meta/state, which wins), like conda activate.
-# shellcheck disable=SC2016
-_ozk_env_vars_py='
-import json, os, re, sys
-prefix = sys.argv[1]
-def warn(msg):
-    print("ozkernels: warning: " + msg, file=sys.stderr)
-def load(path):
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except (OSError, ValueError) as e:
-        warn("ignoring %s: %s" % (path, e))
-        return {}
-    if not isinstance(data, dict):
-        warn("ignoring %s: not a JSON object" % path)
-        return {}
-    return data
-env = {}
-d = os.path.join(prefix, "etc", "conda", "env_vars.d")
-try:
-    names = sorted(os.listdir(d))
-except OSError:
-    names = []
-for n in names:
-    p = os.path.join(d, n)
-    if os.path.isfile(p):
-        env.update(load(p))
-state = os.path.join(prefix, "conda-meta", "state")
-if os.path.isfile(state):
-    v = load(state).get("env_vars", {})
-    if isinstance(v, dict):
-        env.update(v)
-    else:
-        warn("ignoring env_vars in %s: not a JSON object" % state)
-q = chr(39)
-ok = re.compile(r"(?a)[A-Za-z_][A-Za-z0-9_]*\Z")
-special = {"BASHOPTS", "BASHPID", "BASH_VERSINFO", "EUID", "PPID", "SHELLOPTS", "UID"}
-for name, value in env.items():
-    name = str(name).upper()
-    if not ok.match(name) or name in special:
-        warn("skipping conda env var %r: not a usable variable name" % name)
-        continue
-    if value is None or isinstance(value, (dict, list)):
-        warn("skipping conda env var %s: value is not a string" % name)
-        continue
-    value = str(value)
-    if value == "***unset***":
-        print("unset %s" % name)
-        continue
-    if "\0" in value:
-        warn("skipping conda env var %s: value contains a NUL byte" % name)
-        continue
-    print("export %s=%s%s%s" % (name, q, value.replace(q, q + "\\" + q + q), q))
-'
 
 # Condense Environment Modules' report to one line: its ERROR lines, each with the module whose
 # load raised it.
@@ -628,7 +575,7 @@ _ozk_vars_end() {
     err=$(<"$_ozk_memo_errf")
     rm -f -- "$_ozk_memo_errf"
     [[ -z $err ]] || printf '%s\n' "$err" >&2
-    for v in "$0" "$_ozk_python" "$_ozk_prefix/conda-meta/state" "$d" "$d"/*; do
+    for v in "$0" "${_ozk_self%/*}/$_ozk_env_vars_py" "$_ozk_python" "$_ozk_prefix/conda-meta/state" "$d" "$d"/*; do
         if [[ -e $v ]]; then
             if [[ ! $v -ot $_ozk_memo_t0 ]]; then
                 rm -f -- "$_ozk_memo_t0"
@@ -812,7 +759,8 @@ case $_ozk_kind in
                     _ozk_json_py=$(type -P python3 || type -P python) ||
                         _ozk_die "'$_ozk_prefix' has conda env vars (conda-meta/state or etc/conda/env_vars.d) but no Python reads them: put a python3 on the server's PATH"
                 fi
-                _ozk_code=$("$_ozk_json_py" -I -S -c "$_ozk_env_vars_py" "$_ozk_prefix" 2>"${_ozk_memo_errf:-/dev/stderr}") ||
+                # The helper sits next to this launcher in the kernel dir (argv[0] is absolute).
+                _ozk_code=$("$_ozk_json_py" -I -S "${_ozk_self%/*}/$_ozk_env_vars_py" "$_ozk_prefix" 2>"${_ozk_memo_errf:-/dev/stderr}") ||
                     _ozk_die "could not read the conda env vars of '$_ozk_prefix' with '$_ozk_json_py' (exit status $?); check $_ozk_prefix/conda-meta/state and etc/conda/env_vars.d"
                 _ozk_vars_end
             fi

@@ -12,7 +12,7 @@ from traitlets import Dict, Enum, Float, List, Unicode
 
 from .. import kernel_files
 from ..environment import Environment
-from ..kernel_files import LAUNCHER_NAME, SLURM_LAUNCHER_NAME
+from ..kernel_files import LAUNCHER_NAME, SLURM_FILES, SLURM_LAUNCHER_NAME
 from ..specs import argv_value, kernel_file, seal
 from ..variants import VariantProvider, VariantRequest, Wanted
 from .profiles import REMOTE_MODES, Profile, SlurmProfileError
@@ -42,7 +42,7 @@ def slurm_variant(profile: Profile, env: Environment, base_spec: dict[str, Any],
             "--remote", remote, "--srun", argv_value(srun), "--profile", argv_value(profile.name)]
     if node_address:
         argv += ["--address", argv_value(node_address)]
-    if relay_python and remote != "never":
+    if relay_python:
         argv += ["--relay-python", argv_value(relay_python)]
     for arg in profile.srun_args():
         argv += ["--srun-arg", argv_value(arg)]
@@ -60,7 +60,7 @@ def slurm_variant(profile: Profile, env: Environment, base_spec: dict[str, Any],
     owner = spec["metadata"]["ozkernels"]
     owner["variant"] = profile.variant
     owner["slurm"] = profile.to_dict()
-    files = {**base_files, SLURM_LAUNCHER_NAME: kernel_files.read(SLURM_LAUNCHER_NAME)}
+    files = {**base_files, **{name: kernel_files.read(name) for name in SLURM_FILES}}
     return Wanted(variant=profile.variant, spec=seal(spec, files), files=files, name=kernel)
 
 
@@ -92,8 +92,9 @@ class SlurmProfiles(VariantProvider):
     ).tag(config=True)
     relay_python = Unicode(
         "",
-        help="Python (3.7+) on the login host that relays a remote kernel's ports; '': python3 "
-        "on the Jupyter server's PATH when the kernel starts.",
+        help="Python (3.7+) on the login host that supervises each Slurm kernel's job and "
+        "relays a remote kernel's ports; '': python3 on the Jupyter server's PATH when the "
+        "kernel starts.",
     ).tag(config=True)
     srun = Unicode(
         "srun", help="srun command (looked up on the Jupyter server's PATH unless absolute)."
