@@ -89,20 +89,26 @@ async def relay(connection_file, sidecar, kernel, started=None):
         node = load(sidecar)
     assert node is not None
     servers = []
-    for port in PORTS:
-        for attempt in range(BIND_ATTEMPTS):
-            try:
-                servers.append(await asyncio.start_server(
-                    forward_to(node["ip"], node[port]), mine["ip"], mine[port]))
-                break
-            except OSError as e:
-                if attempt == BIND_ATTEMPTS - 1:
-                    raise RelayError("kernel %r: cannot listen on %s:%s for the kernel on %s: %s"
-                                     % (kernel, mine["ip"], mine[port], node["ip"], e)) from e
-                await asyncio.sleep(POLL)
-    if started is not None:
-        started()
-    await asyncio.Event().wait()
+    try:
+        for port in PORTS:
+            for attempt in range(BIND_ATTEMPTS):
+                try:
+                    servers.append(await asyncio.start_server(
+                        forward_to(node["ip"], node[port]), mine["ip"], mine[port]))
+                    break
+                except OSError as e:
+                    if attempt == BIND_ATTEMPTS - 1:
+                        raise RelayError(
+                            "kernel %r: cannot listen on %s:%s for the kernel on %s: %s"
+                            % (kernel, mine["ip"], mine[port], node["ip"], e)) from e
+                    await asyncio.sleep(POLL)
+        if started is not None:
+            started()
+        await asyncio.Event().wait()
+    finally:
+        for server in servers:
+            server.close()
+            await server.wait_closed()
 
 
 def serve(connection_file, sidecar, kernel):
