@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from ozkernels.kernel_files import read
+from ozkernels.kernel_files import launcher_files, read
 from ozkernels.specs import LAUNCHER_NAME
 
 LMOD = "/usr/share/lmod/lmod/libexec/lmod"
@@ -61,7 +61,8 @@ class Site:
         self.kdir = root / "kernels" / "venv-memo"
         self.kdir.mkdir(parents=True)
         self.launcher = self.kdir / LAUNCHER_NAME
-        self.launcher.write_bytes(read(LAUNCHER_NAME))
+        for name, data in launcher_files("conda").items():  # the launcher and its conda helper
+            (self.kdir / name).write_bytes(data)
         self.launcher.chmod(0o755)
         prefix = root / "env"
         (prefix / "bin").mkdir(parents=True)
