@@ -8,7 +8,7 @@ import json
 import os
 import re
 from dataclasses import replace
-from functools import partial
+from functools import cached_property, partial
 
 from jupyter_core.paths import jupyter_data_dir
 from traitlets import Bool, Enum, Int, List, Unicode, default
@@ -96,12 +96,15 @@ class Discovery(LoggingConfigurable):
             self.log.warning("%s", warning)
         return registry
 
+    @cached_property
+    def _made(self) -> dict[str, Source]:
+        return {}
+
     def source(self, name: str) -> Source:
         """A configured instance of a named source (one per name and Discovery)."""
-        made = self.__dict__.setdefault("_sources", {})
-        if name not in made:
-            made[name] = load_source_class(name)(parent=self)
-        return made[name]
+        if name not in self._made:
+            self._made[name] = load_source_class(name)(parent=self)
+        return self._made[name]
 
     def configured(self) -> list[Source]:
         """The sources Discovery.sources names, in order (an unknown one fails here)."""
