@@ -160,8 +160,9 @@ def test_display_name(template, expected):
     ({"modules": ("a/1", "b/2")}, "", ["/k/l", "--kind", "venv", "--prefix", "/p/analysis",
                                        "--python", "/p/analysis/bin/python", "--name",
                                        "analysis", "--module", "a/1", "--module", "b/2",
-                                       "--lmod-cmd", "/lmod", "--modulepath", "/m", "--kernel",
-                                       "venv-analysis", "--", "-f", "{connection_file}"]),
+                                       "--module-system", "lmod", "--module-cmd", "/lmod",
+                                       "--modulepath", "/m", "--kernel", "venv-analysis", "--",
+                                       "-f", "{connection_file}"]),
     ({"kind": "project"}, "venv", ["/k/l", "--kind", "venv", "--prefix", "/p/analysis",
                                    "--python", "/p/analysis/bin/python", "--name", "analysis",
                                    "--kernel", "venv-analysis", "--", "-f",
@@ -169,7 +170,8 @@ def test_display_name(template, expected):
 ])
 def test_launcher_argv(kw, activation, expected):
     e = env(**kw)
-    assert launcher_argv(e, "/k/l", "venv-analysis", "/lmod", "/m", activation) == expected
+    assert launcher_argv(e, "/k/l", "venv-analysis", module_system="lmod", module_cmd="/lmod",
+                         modulepath="/m", activation=activation) == expected
 
 
 @pytest.mark.parametrize(("value", "minutes"), [
