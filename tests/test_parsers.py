@@ -355,8 +355,9 @@ def test_supervisor_queue_line(text, fields):
     (["--", "srun", "x"], {"kernel": "", "pending_limit": 0, "stdout_fd": 1,
                            "command": ["srun", "x"]}),
     (["--kernel", "k", "--pending-limit", "300", "--stdout-fd", "5", "--sidecar", "",
-      "--", "/s/srun"], {"kernel": "k", "pending_limit": 300, "stdout_fd": 5, "sidecar": "",
-                         "command": ["/s/srun"]}),
+      "--profile", "cpu4", "--", "/s/srun"],
+     {"kernel": "k", "pending_limit": 300, "stdout_fd": 5, "sidecar": "", "profile": "cpu4",
+      "command": ["/s/srun"]}),
 ])
 def test_supervisor_args(argv, expected):
     args = slurm_supervisor.parse_args(argv)
@@ -454,3 +455,17 @@ def test_relay_refuses_an_unreadable_connection_file(tmp_path):
 
     with pytest.raises(slurm_relay.RelayError, match="cannot read the connection file"):
         asyncio.run(slurm_relay.relay(str(tmp_path / "none.json"), str(tmp_path / "s"), "k"))
+
+
+@pytest.mark.parametrize(("reason", "fix"), [
+    ("Resources", ""), ("Priority", ""), ("", ""), ("ReqNodeNotAvail", ""),
+    ("PartitionTimeLimit", "'time'"), ("PartitionNodeLimit", "'cpus'"),
+    ("PartitionConfig", "'partition'"), ("ReqNodeNotAvail, UnavailableNodes:n[1-2]", "'partition'"),
+    ("BadConstraints", "'extra'"), ("InvalidAccount", "'account'"),
+    ("AccountNotAllowed", "'account'"), ("InvalidQOS", "'qos'"), ("QOSNotAllowed", "'qos'"),
+    ("AssocMaxCpuPerJobLimit", "'cpus'"), ("QOSMaxWallDurationPerJobLimit", "'cpus'"),
+    ("QOSMinCpuNotSatisfied", "'cpus'"), ("AssocGrpCpuLimit", ""),
+])
+def test_supervisor_never_starts(reason, fix):
+    found = slurm_supervisor.never_starts(reason)
+    assert found.startswith(fix) and bool(found) is bool(fix)
