@@ -14,6 +14,7 @@ from traitlets import Enum, List, Unicode
 from traitlets.config import Configurable, LoggingConfigurable
 
 from . import fixes
+from .debris import remove_dead_temps
 from .discovery import Discovery
 from .display import shorten
 from .environment import Environment
@@ -247,8 +248,16 @@ class KernelsManager(LoggingConfigurable):
                 raise OzkernelsError(msg)
         syncer = self.syncer()
         with store.lock(syncer.lock_timeout):
+            # A sync killed (or out of space) earlier may have left temporary files.
+            store.clean()
+            discovery = self.discovery()
+            remove_dead_temps(os.path.dirname(discovery.registry_path))
+            remove_dead_temps(discovery.cache_dir)
             plan = self.plan(context)
-            done = syncer.apply(plan, store)
+            try:
+                done = syncer.apply(plan, store)
+            finally:
+                store.drop_staging()
         return plan, done
 
     def record_active_modules(self, registry: Registry,

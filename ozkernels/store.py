@@ -19,6 +19,12 @@ from .layout import read_small
 from .specs import LAUNCHER_NAME, ownership
 
 LOCK_NAME = ".ozkernels.lock"
+# Where writes are prepared and removals finished: a dir without kernel.json, so no Jupyter
+# lists what is in it, on the kernels dir's own filesystem, so a rename puts a spec in place
+# (or takes it away) at once. What a killed sync left in it goes at the next sync.
+STAGING = ".ozkernels-staging"
+# Temporary names of earlier versions (files and dirs of their own at the top level).
+OLD_DEBRIS = (".ozk-new-", ".ozk-")
 
 
 @dataclass(frozen=True)
@@ -92,8 +98,14 @@ class KernelStore:
                 continue
             os.chmod(d, mode)
 
+    def _staging(self) -> str:
+        """The staging dir, created when missing."""
+        path = os.path.join(self.path, STAGING)
+        self._makedirs(path, self._modes()[0])
+        return path
+
     def _write_file(self, path: str, data: bytes, mode: int) -> None:
-        fd, tmp = tempfile.mkstemp(prefix=".ozk-", dir=os.path.dirname(path))
+        fd, tmp = tempfile.mkstemp(prefix="file-", dir=self._staging())
         try:
             with os.fdopen(fd, "wb") as f:
                 f.write(data)
@@ -103,6 +115,30 @@ class KernelStore:
             with contextlib.suppress(OSError):
                 os.unlink(tmp)
             raise
+
+    def clean(self) -> list[str]:
+        """Remove what interrupted writes left (call under the lock); return what went."""
+        removed = []
+        try:
+            entries = [e for e in os.scandir(self.path)
+                       if e.name == STAGING or e.name.startswith(OLD_DEBRIS)]
+        except OSError:
+            return []
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path)
+                else:
+                    os.unlink(entry.path)
+                removed.append(entry.name)
+            except OSError:
+                continue  # debris that cannot go now (read-only, ...) goes next time
+        return removed
+
+    def drop_staging(self) -> None:
+        """Remove the staging dir once a sync is done with it (it is empty then)."""
+        with contextlib.suppress(OSError):
+            os.rmdir(os.path.join(self.path, STAGING))
 
     def write(self, name: str, spec: dict[str, Any], files: dict[str, bytes]) -> str:
         """Create or replace one of ozkernels' specs and its executables; never a foreign one."""
@@ -121,16 +157,16 @@ class KernelStore:
                                      xmode if data[:2] == b"#!" else fmode)
                 self._write_file(os.path.join(target, "kernel.json"), body, fmode)
                 return target
-            tmpdir = tempfile.mkdtemp(prefix=".ozk-new-", dir=self.path)
-            os.chmod(tmpdir, dmode)
-            for filename, data in files.items():
-                # Scripts are executable; data files (logos) are not.
-                self._write_file(os.path.join(tmpdir, filename), data,
-                                 xmode if data[:2] == b"#!" else fmode)
-            self._write_file(os.path.join(tmpdir, "kernel.json"), body, fmode)
+            tmpdir = tempfile.mkdtemp(prefix="new-", dir=self._staging())
             try:
+                os.chmod(tmpdir, dmode)
+                for filename, data in files.items():
+                    # Scripts are executable; data files (logos) are not.
+                    self._write_file(os.path.join(tmpdir, filename), data,
+                                     xmode if data[:2] == b"#!" else fmode)
+                self._write_file(os.path.join(tmpdir, "kernel.json"), body, fmode)
                 os.rename(tmpdir, target)
-            except OSError:
+            except BaseException:
                 shutil.rmtree(tmpdir, ignore_errors=True)
                 raise
         except OSError as e:
@@ -146,9 +182,16 @@ class KernelStore:
         if current.owner is None:
             msg = f"{current.path} was not written by ozkernels; left alone"
             raise SpecError(msg)
+        written = current.owner.get("files") or [LAUNCHER_NAME]
+        ours = {"kernel.json", *[os.path.basename(f) for f in written]}
         try:
-            written = current.owner.get("files") or [LAUNCHER_NAME]
-            for filename in ["kernel.json", *[os.path.basename(f) for f in written]]:
+            if set(os.listdir(current.path)) <= ours:
+                # All ours: gone in one rename, so no half-removed spec is ever left.
+                doomed = tempfile.mkdtemp(prefix="rm-", dir=self._staging())
+                os.rename(current.path, os.path.join(doomed, name))
+                shutil.rmtree(doomed)
+                return
+            for filename in ours:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(os.path.join(current.path, filename))
             with contextlib.suppress(FileNotFoundError):
