@@ -114,7 +114,9 @@ def _processes(marker: str) -> list[str]:
     for entry in os.scandir("/proc"):
         if entry.name.isdigit() and int(entry.name) != os.getpid():
             try:
-                cmd = Path(entry.path, "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                # Other users' processes may have any bytes in their command lines.
+                cmd = Path(entry.path, "cmdline").read_bytes().replace(b"\0", b" ").decode(
+                    errors="replace")
             except OSError:
                 continue
             if marker in cmd:
