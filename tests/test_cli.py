@@ -153,6 +153,31 @@ def test_demo_runs_end_to_end_without_touching_real_kernels(tmp_path):
         shutil.rmtree(root)
 
 
+def test_demo_on_environment_modules(tmp_path, envmodules_cmd, no_lmod):
+    """`ozkernels demo --modules tmod`: the Tcl site, its kernels started, its settings kept."""
+    home = tmp_path / "home"
+    home.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTER_")}
+    env.update(HOME=str(home), MODULES_CMD=envmodules_cmd)
+    proc = subprocess.run([console_script("ozkernels"), "demo", "--modules", "tmod", "--keep"],
+                          env=env, capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"module system: Environment Modules ({envmodules_cmd}" in proc.stdout
+    assert "Python/3.11.7-GCCcore-13.2.0" in proc.stdout and "FAIL" not in proc.stdout
+    last = proc.stdout.strip().splitlines()[-1]
+    assert last.startswith("demo passed: "), last
+    root = last.rsplit("site kept in ", 1)[1]
+    try:
+        lines = proc.stdout.splitlines()
+        export = next(line.strip() for line in lines if line.strip().startswith("export "))
+        listing = subprocess.run(["bash", "-c", f"{export}; ozkernels list --json"],
+                                 env={k: v for k, v in env.items() if k != "MODULES_CMD"},
+                                 capture_output=True, text=True, timeout=120, check=True)
+        assert json.loads(listing.stdout)["module_system"]["name"] == "tmod"
+    finally:
+        shutil.rmtree(root)
+
+
 @pytest.mark.parametrize(("args", "expected"), [
     (["--KernelsManager.target=sytem"], "bad configuration: The 'target' trait"),
     (["--Discovery.sources=['venvs', 'nosuch']"], "unknown discovery source 'nosuch'"),
