@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 import time
@@ -20,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from ozktest.generated import examples
 
-from ozkernels.kernel_files import LAUNCHER_NAME, source_path
+from ozkernels.kernel_files import LAUNCHER_NAME, launcher_files
 
 # -I -S -c CODE PREFIX is the launcher reading conda env vars: the real Python does that.
 REPORTER = f"""#!/bin/bash
@@ -67,7 +66,8 @@ def launch(base: Path, prefix: Path) -> tuple[subprocess.CompletedProcess[bytes]
     kdir = base / "kernels" / "conda-x"
     kdir.mkdir(parents=True, exist_ok=True)
     launcher = kdir / LAUNCHER_NAME
-    shutil.copyfile(source_path(LAUNCHER_NAME), launcher)
+    for name, data in launcher_files("conda").items():  # the launcher and its conda helper
+        (kdir / name).write_bytes(data)
     launcher.chmod(0o755)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CONDA", "LMOD", "_ModuleT"))}
     env.update(OZK_PROBE_OUT=str(base / "out"), JUPYTER_DATA_DIR=str(base / "data"),
