@@ -62,22 +62,42 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=1, help="Untimed rounds first (default 1).")
     parser.add_argument("--kill", action="store_true", help="Stop each kernel with "
                         "shutdown_kernel(now=True) (when shutdown is not measured).")
+    parser.add_argument("--pairs", action="store_true", help="The kinds are pairs (control, "
+                        "kernel): keep each pair together, alternating which goes first.")
     parser.add_argument("kinds", nargs="+", metavar="KIND=KERNEL_NAME")
     args = parser.parse_args(argv)
     kinds = dict(k.split("=", 1) for k in args.kinds)
     labels = list(kinds)
     results = {k: {"start": [], "shutdown": [], "exit_codes": [], "gone": []} for k in labels}
     errors: dict[str, str] = {}
+    retried: dict[str, list[str]] = {k: [] for k in labels}
     for i in range(args.warmup + args.runs):
         order = labels[i % len(labels):] + labels[:i % len(labels)]
+        if args.pairs:
+            # Each kernel next to its control, first in every other round, so a ratio's two
+            # sides are seconds apart and neither always goes first.
+            pairs = [labels[j:j + 2] for j in range(0, len(labels), 2)]
+            pairs = pairs[i % len(pairs):] + pairs[:i % len(pairs)]
+            order = [k for pair in pairs for k in (pair if i % 2 == 0 else pair[::-1])]
         for label in order:
             if label in errors:
                 continue
             try:
                 ready, down, code, gone = once(kinds[label], args.kill)
             except Exception as e:  # noqa: BLE001 - one broken kind must not stop the others
-                errors[label] = f"{type(e).__name__}: {e}"
-                continue
+                # A start can lose a race for its random ports with other processes on a
+                # shared machine ("Address already in use"): that kind is retried in this
+                # round, and given up only when it keeps failing.
+                retried[label].append(f"{type(e).__name__}: {e}")
+                if len(retried[label]) >= 3:
+                    errors[label] = retried[label][-1]
+                    continue
+                try:
+                    ready, down, code, gone = once(kinds[label], args.kill)
+                except Exception as e2:  # noqa: BLE001
+                    retried[label].append(f"{type(e2).__name__}: {e2}")
+                    errors[label] = retried[label][-1]
+                    continue
             if i >= args.warmup:
                 results[label]["start"].append(ready)
                 results[label]["shutdown"].append(down)
@@ -86,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
                     results[label]["gone"].append(gone)
         print(f"[kernels] round {i + 1}/{args.warmup + args.runs} done", file=sys.stderr,
               flush=True)
-    json.dump({"results": results, "errors": errors, "kernels": kinds}, sys.stdout)
+    json.dump({"results": results, "errors": errors, "kernels": kinds,
+               "retried": {k: v for k, v in retried.items() if v}}, sys.stdout)
     return 0
 
 

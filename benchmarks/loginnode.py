@@ -275,7 +275,7 @@ def run(ozk_python: Path, root: Path, modules: int, runs: int) -> dict:
     profile = {kind: profile_launcher(p, kind) for kind in KINDS if f"ozk_{kind}" in p["kinds"]}
     log(f"start-to-ready: {runs} interleaved rounds of {len(p['kinds'])} kernels")
     # Shutdown is section 3's business: here kernels are killed, which keeps the rounds short.
-    k = realsite.measure(ozk_python, p["env"], p["kinds"], runs, ("--kill",))
+    k = realsite.measure(ozk_python, p["env"], p["kinds"], runs, ("--kill", "--pairs"))
     return {"time_to_exec": tte, "kernels": k, "counts": p["counts"], "notes": p["notes"],
             "kernel_env": leaks, "server_modules": list(SERVER_MODULES), "profile": profile,
             "memos": len(list(memo_dir.glob("*@*"))) if memo_dir.is_dir() else 0,

@@ -368,6 +368,9 @@ def loginnode_section(d: dict) -> tuple[str, list[Check]]:
          for label, key in parts if key in tte])
     for kind, err in d["kernels"].get("errors", {}).items():
         text += f"\n\n{kind} failed: `{err}`"
+    for kind, errs in d["kernels"].get("retried", {}).items():
+        text += (f"\n\n{kind}: {len(errs)} start(s) failed and were retried in the same "
+                 f"round (a race for random ports on this shared machine): `{errs[0]}`")
     envs = "; ".join(
         f"{kind}: `LOADEDMODULES={e['LOADEDMODULES']}`, server module variables left: "
         f"{', '.join(e['server_left']) or 'none'}" for kind, e in d.get("kernel_env", {}).items())
@@ -387,9 +390,10 @@ def loginnode_section(d: dict) -> tuple[str, list[Check]]:
         "Lmod load).",
         "*start-to-ready* through jupyter_client as in section 3; the plain specs are what "
         "`ipykernel install` writes for the same interpreter (plus `LD_LIBRARY_PATH` for the "
-        "module Pythons, without which they do not start). *Median of per-round ratios; the "
-        "six kernels rotate through every round after one warm-up round, each killed once "
-        "ready (`shutdown_kernel(now=True)`; graceful shutdown is section 3's).",
+        "module Pythons, without which they do not start). *Median of per-round ratios; in "
+        "every round (after one warm-up round) each ozkernels kernel starts right next to its "
+        "plain spec, first in every other round, the pairs rotating; each kernel is killed "
+        "once ready (`shutdown_kernel(now=True)`; graceful shutdown is section 3's).",
         f"What the kernels got (interpreter replaced by `env`): {envs}. Memo files: "
         f"{d.get('memos', '?')}.",
     ]
