@@ -98,6 +98,13 @@ class Row:
         return data
 
 
+def _newest(failures: Mapping[str, Any], names: list[str]) -> dict[str, Any] | None:
+    """The newest recorded start failure of these kernels, JSON-ready, or None."""
+    found = [failures[n] for n in names if n and n in failures]
+    newest = max(found, key=lambda f: f.time, default=None)
+    return newest.to_dict() if newest else None
+
+
 @dataclass
 class Plan:
     """Everything a sync would do, and the state of every environment."""
@@ -125,9 +132,12 @@ class Plan:
         for row in self.rows:
             data = row.to_dict()
             names = [row.kernel, *(v["kernel"] for v in row.variants)]
-            found = [failures[n] for n in names if n and n in failures]
-            newest = max(found, key=lambda f: f.time, default=None)
-            data["last_start_failure"] = newest.to_dict() if newest else None
+            data["other_kernels"] = [dict(k) for k in data["other_kernels"]]
+            for other in data["other_kernels"]:
+                mine = [other["kernel"], *(v["kernel"] for v in other["variant_kernels"])]
+                other["last_start_failure"] = _newest(failures, mine)
+                names += mine
+            data["last_start_failure"] = _newest(failures, names)
             envs.append(data)
         return {"kernels_dir": self.kernels_dir, "environments": envs, "notes": self.notes,
                 "searched": self.searched,

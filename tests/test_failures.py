@@ -98,3 +98,19 @@ def test_watch_tells_each_start_attempt_once(tmp_path) -> None:
     old = FailureWatch(str(tmp_path / "failures"), since=time.time() + 60)
     assert old.poll() == [] and "k1" in old.current  # from before the server: listed, not told
     assert parse("k", "", 0) is None
+
+
+def test_other_kernels_start_failure_is_listed(run_ozk, site_env) -> None:
+    run_ozk("sync")
+    other = "venv-tools-bash"  # bash_kernel in the tools venv (demosite)
+    assert (Path(site_env["JUPYTER_DATA_DIR"]) / "kernels" / other / "kernel.json").exists()
+    records = Path(site_env["JUPYTER_DATA_DIR"]) / "ozkernels" / "failures"
+    records.mkdir(parents=True)
+    put(records / other, "module load python/3.11.7 failed: gone; run 'ozkernels sync'\n/k.json\n")
+    listed = json.loads(run_ozk("list", "--json").stdout)["environments"]
+    tools = next(e for e in listed if e["name"] == "tools")
+    assert tools["last_start_failure"]["kernel"] == other
+    by_kernel = {k["kernel"]: k for k in tools["other_kernels"]}
+    assert by_kernel[other]["last_start_failure"]["message"].startswith("module load python/")
+    assert all(e["last_start_failure"] is None for e in listed if e["name"] != "tools")
+    assert f"kernel {other}: last start failed " in run_ozk("list").stdout
