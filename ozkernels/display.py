@@ -38,20 +38,18 @@ def terminal_width() -> int | None:
 def table(rows: list[list[str]], headers: list[str], width: int | None = None,
           shrink: tuple[int, ...] = ()) -> str:
     """A plain text table with left-aligned columns; the `shrink` columns are cut in the
-    middle (widest first, ties in `shrink` order) until the table fits in `width`."""
+    middle, in `shrink` order (each down to a floor before the next), until it fits `width`."""
     cells = [[str(c) for c in r] for r in [headers, *rows]]
     widths = [max(len(c) for c in col) for col in zip(*cells)]
     if width:
-        floor = {i: min(widths[i], max(len(headers[i]), 10)) for i in shrink}
         excess = sum(widths) + 2 * (len(widths) - 1) - width
-        # Cut the widest shrinkable column first, so no column is cut much more than another.
-        while excess > 0:
-            cuttable = [i for i in shrink if widths[i] > floor[i]]
-            if not cuttable:
+        # Paths and module lists go first; what users type back (kernel names) is cut last.
+        for i in shrink:
+            if excess <= 0:
                 break
-            widest = max(cuttable, key=lambda i: (widths[i], -shrink.index(i)))
-            widths[widest] -= 1
-            excess -= 1
+            cut = min(excess, widths[i] - min(widths[i], max(len(headers[i]), 10)))
+            widths[i] -= cut
+            excess -= cut
     lines = ["  ".join(middle(c, w).ljust(w) for c, w in zip(r, widths)).rstrip()
              for r in cells]
     return "\n".join(lines)

@@ -169,6 +169,17 @@ def test_tables_fit_the_width_and_cut_paths_in_the_middle(rows, width):
         assert all(c.strip() in wide for c in r)
 
 
+def test_tables_cut_columns_in_the_order_given():
+    headers = ["KIND", "NAME", "KERNEL", "PATH"]
+    rows = [["venv", "analysis-2026", "venv-analysis-2026", "/fred/oz000/user/venvs/analysis-2026"]]
+    lines = table(rows, headers, 60, shrink=(3, 1, 2)).splitlines()
+    assert "venv-analysis-2026" in lines[1] and "analysis-2026" in lines[1]  # not cut
+    assert "…" in lines[1].split()[-1] and max(len(line) for line in lines) <= 60
+    lines = table(rows, headers, 50, shrink=(3, 1, 2)).splitlines()
+    assert "venv-analysis-2026" in lines[1]  # the kernel name is cut last
+    assert [len(c) for c in lines[1].split()][-1] == 10  # the path down to its floor first
+
+
 @given(text=st.text(max_size=200), width=st.integers(1, 100))
 def test_middle_keeps_both_ends(text, width):
     cut = middle(text, width)
