@@ -23,6 +23,7 @@ from ozktest.slurm_cluster import Cluster, start_cluster
 
 from ozkernels.demosite import Site
 from ozkernels.environment import Environment
+from ozkernels.failures import StartFailure, read_failure
 from ozkernels.kernel_files import SLURM_FILES
 from ozkernels.slurm import SLURM_LAUNCHER_NAME, SlurmProfiles, parse_status
 from ozkernels.specs import LAUNCHER_NAME, fingerprint
@@ -180,6 +181,23 @@ def job_states(setup: Setup) -> dict[str, str]:
     return {line.split()[0]: line.split()[1] for line in setup.cluster.jobs()}
 
 
+def recorded(setup: Setup, profile: str, log: Path, says: str) -> StartFailure:
+    """The kernel's start-failure record, which must hold its last stderr line saying `says`;
+    `ozkernels list --json` must show it as the env's last start failure."""
+    name = setup.name(profile)
+    lines = [line for line in log.read_text().splitlines() if says in line]
+    assert lines, log.read_text()
+    record = read_failure(str(Path(setup.env["JUPYTER_DATA_DIR"], "ozkernels", "failures")), name)
+    assert record is not None, f"no start-failure record for {name}"
+    assert f"ozkernels: kernel '{name}': {record.message}" == lines[-1]
+    proc = subprocess.run([sys.executable, "-m", "ozkernels", "list", "--json"], env=setup.env,
+                          capture_output=True, text=True, timeout=120, check=True)
+    env = next(e for e in json.loads(proc.stdout)["environments"] if e["kernel"] == BASE)
+    failed = env["last_start_failure"]
+    assert failed and (failed["kernel"], failed["message"]) == (name, record.message), failed
+    return record
+
+
 def wait_for(what: str, ready: Any, timeout: float = 10.0) -> float:
     """Seconds until ready() is true."""
     t0 = time.monotonic()
@@ -315,11 +333,15 @@ def test_queue_timeout_gives_reason(setup: Setup, tmp_path: Path) -> None:
         assert "is waiting in the queue (BeginTime) for 1 s; gives up after 2 s" in text, text
         assert "gave up after 2 s: Slurm job" in text and "pending (BeginTime)" in text, text
         assert 1.5 < took < 6
-        assert km.provisioner.process.returncode != 0
+        assert km.provisioner.process.returncode == 1
+        record = recorded(setup, "queued", log, "gave up after 2 s: Slurm job")
+        assert record.connection_file == km.connection_file
         # What Jupyter's restarter does next: fail at once instead of queueing again.
         km.restart_kernel(now=True)
         wait_for("fast failure", lambda: not km.is_alive(), timeout=2)
         assert "not queueing again within 30 s: gave up after 2 s" in log.read_text()
+        assert km.provisioner.process.returncode == 1
+        recorded(setup, "queued", log, "not queueing again within 30 s: gave up after 2 s")
 
 
 def test_request_that_can_never_start_fails_at_once(setup: Setup, tmp_path: Path) -> None:
@@ -330,11 +352,44 @@ def test_request_that_can_never_start_fails_at_once(setup: Setup, tmp_path: Path
         assert took < 6, text
         assert "can never start (PartitionTimeLimit): change 'time'" in text, text
         assert "of Slurm profile 'toolong'" in text and "gave up after" not in text, text
-        assert km.provisioner.process.returncode != 0
+        assert km.provisioner.process.returncode == 1
+        recorded(setup, "toolong", log, "can never start (PartitionTimeLimit)")
         wait_for("job cancelled", lambda: not setup.cluster.jobs(), timeout=5)
         km.restart_kernel(now=True)  # Jupyter's restarter: fails at once, no new job
         wait_for("fast failure", lambda: not km.is_alive(), timeout=2)
         assert "not queueing again within 30 s: Slurm job" in log.read_text()
+
+
+def test_wrapper_failure_is_recorded_and_fails_the_same_without_a_record(
+        setup: Setup, tmp_path: Path) -> None:
+    wrapper = setup.kernels / setup.name("cpu1") / SLURM_LAUNCHER_NAME
+    cf = str(tmp_path / "kernel-x.json")
+    records = tmp_path / "records"
+    blocked = tmp_path / "a-file"
+    blocked.write_text("")
+    runs = []
+    # Root ignores permissions: a path under a regular file is one nobody can write.
+    for where in (records, blocked / "records"):
+        runs.append(subprocess.run(
+            [str(wrapper), "--kernel", "k1", "--connection-file", cf, "--srun",
+             str(tmp_path / "no-srun"), "--", "true"], env={**setup.env,
+             "OZKERNELS_FAILURES_DIR": str(where)}, capture_output=True, text=True, timeout=30,
+            check=False))
+    first, second = runs
+    assert first.returncode == second.returncode == 1
+    assert first.stderr == second.stderr and first.stderr.startswith(
+        "ozkernels: kernel 'k1': srun not found ("), first.stderr
+    assert (records / "k1").read_text() == first.stderr.split(": ", 2)[2] + cf + "\n"
+    # The node side (srun runs it in the job) records its failures the same way.
+    node = subprocess.run(
+        [str(wrapper), "--node", "--kernel", "k2", "--connection-file", cf, "--remote", "always",
+         "--address", "127.0.0.1", "--sidecar", cf + ".slurm-node", "--", "true"],
+        env={**setup.env, "OZKERNELS_FAILURES_DIR": str(records)}, capture_output=True,
+        text=True, timeout=30, check=False)
+    assert node.returncode == 1 and "cannot read the connection file" in node.stderr
+    said = node.stderr.splitlines()[-1]  # after bash's own line about the missing file
+    assert (records / "k2").read_text() == said.split(": ", 2)[2] + "\n" + cf + "\n"
+    assert sorted(p.name for p in records.iterdir()) == ["k1", "k2"]
 
 
 def test_forced_kill_while_pending(setup: Setup, tmp_path: Path) -> None:

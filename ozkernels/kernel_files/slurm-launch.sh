@@ -20,7 +20,9 @@
 #   the kernel listen on the node's address (a copy of the connection file, FILE.slurm-node, with
 #   ports 0: ipykernel writes back the ports it bound), then execs LAUNCHER.
 #
-# Problems print "ozkernels: kernel 'NAME': ..." on stderr (Jupyter's server log).
+# Problems print "ozkernels: kernel 'NAME': ..." on stderr (Jupyter's server log); a failure
+# (its own, or one the supervisor reports with a "fail LINE" line) also leaves that line in the
+# kernel's start-failure record, as the launcher does.
 
 _ozs_self=${BASH_SOURCE[0]}
 # Not $HOSTNAME: bash keeps an inherited one, and srun passes the login host's on to the node.
@@ -41,7 +43,26 @@ _ozs_say() {
 
 _ozs_die() {
     _ozs_say "$1"
+    _ozs_record "$1"
     exit "${2:-1}"
+}
+
+# Where a failed start is recorded, as the launcher does (_ozk_failures, failures.py: same rule),
+# so that the server, JupyterLab and 'ozkernels list' see a Slurm kernel's failures too.
+_ozs_failures=${OZKERNELS_FAILURES_DIR:-${JUPYTER_DATA_DIR:-${XDG_DATA_HOME:-$HOME/.local/share}/jupyter}/ozkernels/failures}
+_ozs_conn=""
+
+# Leave the one line (and the connection file) in <failures>/<kernel>, written atomically;
+# best effort: a read-only or full disk must not change how the wrapper fails.
+_ozs_record() {
+    local file tmp
+    [[ -n $_ozs_kernel && $_ozs_kernel != */* && $_ozs_kernel != .* ]] || return 0
+    file=$_ozs_failures/$_ozs_kernel
+    tmp=$_ozs_failures/.$_ozs_kernel.$$
+    { [[ -d $_ozs_failures ]] || mkdir -p -- "$_ozs_failures"; } 2>/dev/null || return 0
+    { printf '%s\n%s\n' "${1//$'\n'/ }" "${_ozs_conn//$'\n'/ }" >"$tmp" && mv -f -- "$tmp" "$file"; } 2>/dev/null ||
+        rm -f -- "$tmp" 2>/dev/null
+    return 0
 }
 
 # Seconds.microseconds now; EPOCHREALTIME needs bash 5.
@@ -92,7 +113,7 @@ _ozs_node() {
                 (($# >= 2)) || _ozs_die "option $1 needs a value" 2
                 case $1 in
                     --kernel) _ozs_kernel=$2 ;;
-                    --connection-file) cf=$2 ;;
+                    --connection-file) cf=$2 _ozs_conn=$2 ;;
                     --submitted) submitted=$2 ;;
                     --login-host) login_host=$2 ;;
                     --remote) remote=$2 ;;
@@ -160,7 +181,7 @@ _ozs_wrapper() {
                 _ozs_v=${_ozs_v//"%25"/"%"}
                 case $1 in
                     --kernel) _ozs_kernel=$_ozs_v ;;
-                    --connection-file) cf=$2 ;;
+                    --connection-file) cf=$2 _ozs_conn=$2 ;;
                     --pending-limit) pending_limit=${2%.*} ;;
                     --remote) remote=$2 ;;
                     --address) address=$_ozs_v ;;
@@ -230,7 +251,10 @@ _ozs_wrapper() {
         IFS= read -r -u "$_ozs_from" line
         rc=$?
         if ((rc == 0)); then
-            [[ $line == "exit "* ]] && exit "${line#exit }"
+            case $line in
+                "exit "*) exit "${line#exit }" ;;
+                "fail "*) _ozs_record "${line#fail }" ;;  # the supervisor said why on stderr
+            esac
         elif ((rc <= 128)); then
             _ozs_die "the Slurm supervisor ended without a status"
         fi

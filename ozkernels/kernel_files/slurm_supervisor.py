@@ -13,6 +13,8 @@ It runs srun (its stdout on FD), reads the wrapper's requests on stdin ("interru
 while the job waits in the queue and gives up after --pending-limit (at once for a pending
 reason that waiting never resolves), relays a remote kernel's
 ports once the node side has written the sidecar, and ends with one line "exit RC" on stdout.
+A failure is said on stderr and also told to the wrapper as "fail LINE" on stdout: the wrapper
+records it where the launcher records its failures (one writer of those records in bash).
 Standard library only (Python 3.7+).
 """
 
@@ -69,6 +71,27 @@ def say(kernel, message):
         sys.stderr.flush()
     except OSError:
         pass
+
+
+_TELL = threading.Lock()
+
+
+def tell(line):
+    # type: (str) -> None
+    """One line to the wrapper on stdout (threads take turns; a gone wrapper is ignored)."""
+    with _TELL:
+        try:
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+        except (OSError, ValueError):
+            pass
+
+
+def fail(kernel, message):
+    # type: (str, str) -> None
+    """Say a start failure, and have the wrapper record the same line."""
+    say(kernel, message)
+    tell("fail " + message.replace("\n", " "))
 
 
 def parse_args(argv):
@@ -223,7 +246,7 @@ class Supervisor:
     def give_up(self, line):
         # type: (str) -> None
         """Say why, leave the marker that makes Jupyter's quick restarts fail fast, cancel."""
-        say(self.kernel, line)
+        fail(self.kernel, line)
         # Jupyter restarts a kernel that died up to 5 times: make those fail at once.
         if self.connection_file:
             try:
@@ -255,7 +278,7 @@ class Supervisor:
         try:
             relay.serve(self.connection_file, self.sidecar, self.kernel)
         except relay.RelayError as e:
-            say(self.kernel, str(e).split(": ", 1)[-1])
+            fail(self.kernel, str(e).split(": ", 1)[-1])
 
     def lock(self):
         # type: () -> None
@@ -294,13 +317,13 @@ class Supervisor:
             try:
                 os.close(os.open(self.sidecar, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
             except OSError:
-                say(self.kernel, "cannot write %s next to the connection file" % self.sidecar)
+                fail(self.kernel, "cannot write %s next to the connection file" % self.sidecar)
                 return 1
         try:
             self.srun = subprocess.Popen(self.command, stdin=subprocess.DEVNULL,
                                          stdout=self.stdout_fd)
         except OSError as e:
-            say(self.kernel, "cannot run %s: %s" % (self.command[0], e.strerror))
+            fail(self.kernel, "cannot run %s: %s" % (self.command[0], e.strerror))
             return 127
         watchers = [self.watch_wrapper, self.watch_queue]
         if self.sidecar:
@@ -333,15 +356,12 @@ def main(argv):
     try:
         args = parse_args(argv)
     except ValueError as e:
-        say("?", "ozkernels-slurm-supervise.py: %s" % e)
-        print("exit 2", flush=True)
+        fail("?", "ozkernels-slurm-supervise.py: %s" % e)
+        tell("exit 2")
         return 0
     rc = Supervisor(args).run()
     # Last: the wrapper may be gone, and writing to it then fails.
-    try:
-        print("exit %d" % (rc if rc >= 0 else 128 - rc), flush=True)
-    except OSError:
-        pass
+    tell("exit %d" % (rc if rc >= 0 else 128 - rc))
     return 0
 
 
