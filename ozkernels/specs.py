@@ -144,23 +144,28 @@ def build_spec(env: Environment, *, kernel_name: str, launcher: str, display: st
         "display_name": display,
         "language": "python",
         "interrupt_mode": "signal",
-        "metadata": {
-            "debugger": True,
-            "ozkernels": {
-                "spec_version": SPEC_VERSION,
-                "kind": env.kind,
-                "activation": argv[2],
-                "prefix": env.prefix,
-                "python": env.python,
-                "env_name": env.name,
-                "modules": list(env.modules),
-                "site": site,
-                "variant": "",
-                "files": sorted(files or {}),
-            },
-        },
+        "metadata": {"debugger": True, "ozkernels": owner_metadata(env, argv, site, files)},
     }
     return seal(spec, files or {})
+
+
+def owner_metadata(env: Environment, argv: list[str], site: bool,
+                   files: dict[str, bytes] | None, **extra: str) -> dict[str, Any]:
+    """The spec's `metadata.ozkernels`: what ozkernels wrote it for (extra: a wrapped spec's)."""
+    owner: dict[str, Any] = {
+        "spec_version": SPEC_VERSION,
+        "kind": env.kind,
+        "activation": argv[2],
+        "prefix": env.prefix,
+        "python": env.python,
+        "env_name": env.name,
+        "modules": list(env.modules),
+        "site": site,
+        "variant": "",
+        **extra,
+    }
+    owner["files"] = sorted(files or {})
+    return owner
 
 
 def seal(spec: dict[str, Any], files: dict[str, bytes]) -> dict[str, Any]:
@@ -227,19 +232,7 @@ def build_wrapped_spec(env: Environment, ws: WrappedSpec, *, kernel_name: str, l
         interrupt_mode=wrapped.get("interrupt_mode", "signal"),
     )
     metadata = dict(wrapped.get("metadata") or {})
-    metadata["ozkernels"] = {
-        "spec_version": SPEC_VERSION,
-        "kind": env.kind,
-        "activation": argv[2],
-        "prefix": env.prefix,
-        "python": env.python,
-        "env_name": env.name,
-        "modules": list(env.modules),
-        "site": site,
-        "variant": "",
-        "wraps": ws.name,
-        "wrapped_dir": ws.resource_dir,
-        "files": sorted(files or {}),
-    }
+    metadata["ozkernels"] = owner_metadata(env, argv, site, files, wraps=ws.name,
+                                           wrapped_dir=ws.resource_dir)
     spec["metadata"] = metadata
     return seal(spec, files or {})
