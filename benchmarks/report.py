@@ -434,6 +434,20 @@ def loginnode_bounds(d: dict, missed: list[str]) -> str:
                  "in this run against 0.78 s in section 3 of the quieter 2026-11-30 run. A "
                  "ratio within those quartiles of 1.00x cannot tell the launcher's few "
                  "milliseconds from that noise; the time-to-exec rows measure them directly.")
+        diffs = []
+        for kind in LOGIN_KINDS:
+            o, q = res.get(f"ozk_{kind}", {}), res.get(f"plain_{kind}", {})
+            if f"memo:{kind}" in tte and o.get("start") and len(o["start"]) == len(q["start"]):
+                diff = statistics.median(a - b for a, b in zip(o["start"], q["start"]))
+                diffs.append(f"{kind} {ms(diff)} ms (time-to-exec {ms(tte[f'memo:{kind}']['p50'])}"
+                             f" ms)")
+        if diffs:
+            text += (" Median per-round difference in start-to-ready, ozkernels minus plain: "
+                     + "; ".join(diffs) + ". Where the difference exceeds the time-to-exec, the "
+                     "rest is spent after the launcher's `exec`, in the interpreter and ipykernel "
+                     "starting in the activated environment (for the conda kernel: "
+                     "`CONDA_PREFIX` and the env's variables set, the server's module variables "
+                     "gone), which this run does not profile further.")
     for kind, prof in (d.get("profile") or {}).items():
         top = [(n, t) for n, t in prof.items() if n != "(all traced)"][:6]
         text += (f"\n\nProfile of one {kind} launcher start with the memo (bash xtrace with "
