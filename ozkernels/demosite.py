@@ -11,6 +11,7 @@ import importlib.util
 import json
 import os
 import shutil
+import site
 import subprocess
 import sys
 import sysconfig
@@ -235,6 +236,7 @@ class _Host:
     libdir: Path
     soname: str
     pyxy: str
+    dist_packages: bool = False
 
     @classmethod
     def detect(cls) -> _Host:
@@ -252,6 +254,7 @@ class _Host:
             libdir=Path(str(sysconfig.get_config_var("LIBDIR"))),
             soname=str(sysconfig.get_config_var("INSTSONAME")),
             pyxy=str(sysconfig.get_python_version()),
+            dist_packages=any(p.endswith("dist-packages") for p in site.getsitepackages()),
         )
 
 
@@ -307,6 +310,9 @@ class _Builder:
             if entry.name != "site-packages":
                 (stdlib / entry.name).symlink_to(entry)
         (stdlib / "site-packages").mkdir()
+        if host.dist_packages:
+            # Debian's patched site.py reads only dist-packages outside a venv.
+            (stdlib / "dist-packages").symlink_to("site-packages")
         return binary
 
     def patch(self, binary: Path, *args: str) -> None:
