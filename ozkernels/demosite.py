@@ -300,7 +300,7 @@ class _Builder:
         if module:
             unique = MODULE_LIBPYTHON.format(pyxy=pyxy)
             self.libpython(lib / unique)
-            self.patch(binary, "--remove-rpath", "--replace-needed", host.soname, unique)
+            self.patch(binary, "--remove-rpath", *self._needs_module_lib(binary, unique))
         else:
             # conda's builds find their libpython through an RPATH relative to the binary.
             self.patch(binary, "--force-rpath", "--set-rpath", "$ORIGIN/../lib")
@@ -319,6 +319,16 @@ class _Builder:
         """Run patchelf on binary (without patchelf the host binary's own RUNPATH is kept)."""
         if self.patchelf:
             _run([self.patchelf, *args, str(binary)])
+
+    def _needs_module_lib(self, binary: Path, unique: str) -> tuple[str, ...]:
+        """patchelf options that make binary need the module's own libpython."""
+        needed = _run([self.patchelf, "--print-needed", str(binary)]).stdout.split() \
+            if self.patchelf else []
+        if self.host.soname in needed:
+            return ("--replace-needed", self.host.soname, unique)
+        # Debian's python3 has libpython linked in: add the module's as a dependency, so the
+        # copy still starts only with its module's LD_LIBRARY_PATH, as on a site.
+        return ("--add-needed", unique)
 
     def site_packages(self, prefix: Path) -> Path:
         """Return prefix's site-packages dir (module, conda env or venv layout)."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import platform
 import secrets
 import shutil
 import signal
@@ -27,6 +28,9 @@ from playwright.sync_api import sync_playwright
 
 from ozkernels.demosite import Site
 
+# The test site's venvs are made from the interpreter running the tests.
+HOST_PY = platform.python_version()
+
 pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,16 +40,16 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
                  "--disable-background-networking", "--disable-component-update",
                  "--disable-sync"]
 GCC, PY = "gcccore/13.2.0", "python/3.11.7"
-ANALYSIS = "Python 3.11.7 (venv: analysis)"
+ANALYSIS = f"Python {HOST_PY} (venv: analysis)"
 NEW_VENV = "made-in-terminal"
-NEW_DISPLAY = f"Python 3.11.7 (venv: {NEW_VENV})"
+NEW_DISPLAY = f"Python {HOST_PY} (venv: {NEW_VENV})"
 # The extension's defaults: a quick check every second, a full one every 10 s; the server pushes
 # a kernelspecs-changed event and the labextension refreshes the Launcher (no 61 s poll).
 PUSH_BUDGET = 10
 SHOTS = ARTIFACTS / "screenshots"
 NEEDS_ASTRO = "needs-astro"
 ASTRO = "astro-tools/1.0"
-ASTRO_DISPLAY = f"Python 3.11.7 (venv: {NEEDS_ASTRO} + {ASTRO})"
+ASTRO_DISPLAY = f"Python {HOST_PY} (venv: {NEEDS_ASTRO} + {ASTRO})"
 PANEL_COMMAND = "ozkernels: Environments and kernels"
 PROBE = 'import os, sys; print(os.environ.get("LOADEDMODULES")); print(sys.prefix)'
 KERNEL_READY = """(name) => {

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -25,6 +26,9 @@ from ozkernels.demosite import Site
 from ozkernels.manager import KernelsManager
 from ozkernels.server.watch import RACY_NS, Snapshot, watch_paths
 from ozkernels.sources.venvs import VenvSource
+
+# The test site's venvs are made from the interpreter running the tests.
+HOST_PY = platform.python_version()
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
@@ -154,7 +158,7 @@ async def test_environments_match_the_cli(jp_fetch: Any, jp_data_dir: Path, site
     analysis = rows["venv", os.path.realpath(site.venvs["analysis"])]
     assert analysis["modules"] == [GCC, PY]
     assert analysis["kernel"] == "venv-analysis"
-    assert analysis["display_name"] == "Python 3.11.7 (venv: analysis)"
+    assert analysis["display_name"] == f"Python {HOST_PY} (venv: analysis)"
     broken = rows["venv", os.path.realpath(site.venvs["broken"])]
     assert broken["status"] == "broken" and "pyvenv.cfg" in broken["detail"] and broken["fix"]
     noipk = rows["venv", os.path.realpath(site.venvs["noipk"])]
@@ -181,7 +185,7 @@ async def test_sync_writes_kernels_jupyter_serves(jp_fetch: Any, jp_kernel_dir: 
     assert synced["kernels_dir"] == str(jp_kernel_dir)
 
     specs = await kernelspecs(jp_fetch)
-    assert specs["venv-analysis"]["spec"]["display_name"] == "Python 3.11.7 (venv: analysis)"
+    assert specs["venv-analysis"]["spec"]["display_name"] == f"Python {HOST_PY} (venv: analysis)"
     assert "echo" in specs, "a spec ozkernels did not write was touched"
     after = await get_json(jp_fetch, "ozkernels", "api", "kernels")
     analysis = next(k for k in after["kernels"] if k["name"] == "venv-analysis")
@@ -320,7 +324,7 @@ async def test_background_sync_follows_venvs_created_and_deleted(
     make_venv(site, projects / "newproj")
     created = time.monotonic()
     spec = await wait_for(lambda: has("venv-newproj"), 15, "the new venv's kernel")
-    assert spec["spec"]["display_name"] == "Python 3.11.7 (venv: newproj)"
+    assert spec["spec"]["display_name"] == f"Python {HOST_PY} (venv: newproj)"
     argv = spec["spec"]["argv"]
     assert argv[argv.index("--prefix") + 1] == str(projects / "newproj")
     assert [argv[i + 1] for i, a in enumerate(argv) if a == "--module"] == [GCC, PY]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import platform
 import shutil
 import subprocess
 import sys
@@ -13,6 +14,9 @@ from conftest import make_venv
 
 from ozkernels.demosite import GCC_VERSION
 from ozkernels.specs import LAUNCHER_NAME
+
+# The test site's venvs are made from the interpreter running the tests.
+HOST_PY = platform.python_version()
 
 NAME_RULE = "abcdefghijklmnopqrstuvwxyz0123456789._-"
 
@@ -60,7 +64,7 @@ def test_sync_writes_one_valid_spec_per_capable_env(run_ozk, site_env, site):
         assert meta["kind"] in ("venv", "conda") and meta["fingerprint"]
     name, spec = by_prefix[str(site.venvs["analysis"])]
     assert name == "venv-analysis"
-    assert spec["display_name"] == "Python 3.11.7 (venv: analysis)"
+    assert spec["display_name"] == f"Python {HOST_PY} (venv: analysis)"
     assert spec["metadata"]["ozkernels"]["modules"] == [f"gcccore/{GCC_VERSION}",
                                                          "python/3.11.7"]
     assert by_prefix[os.path.realpath(site.conda_envs["astro"])][0] == "conda-astro"
@@ -188,7 +192,7 @@ def test_add_and_remove(run_ozk, own_site, tmp_path):
             "python/3.11.7", "--module", "astro-tools/1.0", env=env)
     spec = specs(env)["venv-proj-.venv"]
     assert spec["metadata"]["ozkernels"]["modules"][-1] == "astro-tools/1.0"
-    assert spec["display_name"] == "Python 3.11.7 (venv: proj/.venv + astro-tools/1.0)"
+    assert spec["display_name"] == f"Python {HOST_PY} (venv: proj/.venv + astro-tools/1.0)"
     run_ozk("remove", "venv-proj-.venv", env=env)
     assert "venv-proj-.venv" not in specs(env)
     run_ozk("remove", "venv-analysis", env=env)
