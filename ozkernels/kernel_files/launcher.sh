@@ -254,6 +254,21 @@ _ozk_memo_count() {
     [[ -n $1 && $1 != *[!0-9]* && ${#1} -lt 7 ]]
 }
 
+# A memo's two counted path lists, from the caller's m[i] on: paths that must exist and be
+# older than the memo file $1, then paths that must still be absent; leaves i after them.
+_ozk_memo_paths() {
+    local k=${m[i]}
+    _ozk_memo_count "$k" || return 1
+    for ((i++; k > 0; k--, i++)); do
+        [[ -e ${m[i]} && ${m[i]} -ot $1 ]] || return 1
+    done
+    k=${m[i]}
+    _ozk_memo_count "$k" || return 1
+    for ((i++; k > 0; k--, i++)); do
+        [[ ! -e ${m[i]} && ! -L ${m[i]} ]] || return 1
+    done
+}
+
 # Apply the memo if it is valid here and now; 1 (nothing changed) otherwise.
 _ozk_memo_apply() {
     local -a m=()
@@ -284,16 +299,8 @@ _ozk_memo_apply() {
     w=$j
     # Module-system settings the server has now, by name, must be what they were.
     [[ "${!LMOD_@} ${!MODULES@}" == "${m[i]}" ]] || return 1
-    k=${m[i + 1]}
-    _ozk_memo_count "$k" || return 1
-    for ((i += 2; k > 0; k--, i++)); do
-        [[ -e ${m[i]} && ${m[i]} -ot $_ozk_memo_f ]] || return 1
-    done
-    k=${m[i]}
-    _ozk_memo_count "$k" || return 1
-    for ((i++; k > 0; k--, i++)); do
-        [[ ! -e ${m[i]} && ! -L ${m[i]} ]] || return 1
-    done
+    ((i++))
+    _ozk_memo_paths "$_ozk_memo_f" || return 1
     [[ ${m[i + 1]-} == end && $((i + 2)) == "${#m[@]}" ]] || return 1
     for ((; nw > 0; nw--, w += 3)); do
         n=${m[w]} v=${m[w + 2]}
@@ -536,21 +543,13 @@ _ozk_tmod_watch() {
 # "end".  Sets _ozk_code; 1 when there is no valid memo.
 _ozk_vars_apply() {
     local -a m=()
-    local i k f=$_ozk_memo.vars
+    local i f=$_ozk_memo.vars
     [[ -n $_ozk_memo && -f $f && -O $f ]] || return 1
     mapfile -d '' -t m <"$f" 2>/dev/null || return 1
     [[ ${#m[@]} -gt 7 && ${m[0]} == "ozkernels-conda-vars-memo $_ozk_memo_version" &&
         ${m[1]} == "$0" && ${m[2]} == "$_ozk_python" && ${m[3]} == "$_ozk_prefix" ]] || return 1
-    k=${m[6]}
-    _ozk_memo_count "$k" || return 1
-    for ((i = 7; k > 0; k--, i++)); do
-        [[ -e ${m[i]} && ${m[i]} -ot $f ]] || return 1
-    done
-    k=${m[i]}
-    _ozk_memo_count "$k" || return 1
-    for ((i++; k > 0; k--, i++)); do
-        [[ ! -e ${m[i]} && ! -L ${m[i]} ]] || return 1
-    done
+    i=6
+    _ozk_memo_paths "$f" || return 1
     [[ ${m[i]-} == end && $((i + 1)) == "${#m[@]}" ]] || return 1
     _ozk_code=${m[4]}
     [[ -z ${m[5]} ]] || printf '%s\n' "${m[5]}" >&2
