@@ -62,8 +62,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=1, help="Untimed rounds first (default 1).")
     parser.add_argument("--kill", action="store_true", help="Stop each kernel with "
                         "shutdown_kernel(now=True) (when shutdown is not measured).")
-    parser.add_argument("--pairs", action="store_true", help="The kinds are pairs (control, "
-                        "kernel): keep each pair together, alternating which goes first.")
+    parser.add_argument("--group", type=int, default=1, metavar="N", help="The kinds come in "
+                        "groups of N (a control and what is compared to it): keep each group "
+                        "together, rotating which goes first (default 1: no groups).")
     parser.add_argument("kinds", nargs="+", metavar="KIND=KERNEL_NAME")
     args = parser.parse_args(argv)
     kinds = dict(k.split("=", 1) for k in args.kinds)
@@ -73,12 +74,13 @@ def main(argv: list[str] | None = None) -> int:
     retried: dict[str, list[str]] = {k: [] for k in labels}
     for i in range(args.warmup + args.runs):
         order = labels[i % len(labels):] + labels[:i % len(labels)]
-        if args.pairs:
-            # Each kernel next to its control, first in every other round, so a ratio's two
-            # sides are seconds apart and neither always goes first.
-            pairs = [labels[j:j + 2] for j in range(0, len(labels), 2)]
-            pairs = pairs[i % len(pairs):] + pairs[:i % len(pairs)]
-            order = [k for pair in pairs for k in (pair if i % 2 == 0 else pair[::-1])]
+        if args.group > 1:
+            # Each kernel next to its controls, each of them first in turn, so a ratio's sides
+            # are seconds apart and none always goes first.
+            n = args.group
+            groups = [labels[j:j + n] for j in range(0, len(labels), n)]
+            groups = groups[i % len(groups):] + groups[:i % len(groups)]
+            order = [k for g in groups for k in g[i % len(g):] + g[:i % len(g)]]
         for label in order:
             if label in errors:
                 continue

@@ -6,7 +6,8 @@ Lmod hierarchy (Core -> Compiler -> MPI, default 3,000 modulefiles) around the r
 modules.  Measured, interleaved: each launcher's time-to-exec (its argv with the interpreter
 replaced by /bin/true) with and without the launch memo, and start-to-ready through
 jupyter_client of ozkernels' venv, conda and module kernels next to a plain spec for the same
-interpreter.
+interpreter and to the same interpreter started with exactly the kernel's environment but no
+launcher (which splits a difference into the launcher's part and the environment's).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -222,6 +224,54 @@ def kernel_env(p: dict, kind: str) -> dict[str, str]:
     return dict(x.split("=", 1) for x in proc.stdout.decode().split("\0") if "=" in x)
 
 
+def same_env_specs(p: dict) -> None:
+    """Add a control per kind: the plain spec's interpreter started by `env` with exactly the
+    environment the ozkernels launcher gives its kernel, and no launcher (what the activated
+    environment alone costs after `exec`)."""
+    for kind in KINDS:
+        if f"ozk_{kind}" not in p["kinds"]:
+            continue
+        kenv = kernel_env(p, kind)
+        kenv.pop("_", None)
+        plain = json.loads((p["kernels"] / p["kinds"][f"plain_{kind}"] / "kernel.json")
+                           .read_text())
+        unset = [a for k in sorted(set(p["env"]) - set(kenv)) for a in ("-u", k)]
+        sets = [f"{k}={v}" for k, v in sorted(kenv.items()) if p["env"].get(k) != v]
+        spec = {**plain, "argv": ["/usr/bin/env", *unset, *sets, *plain["argv"]],
+                "display_name": f"bench-same-env-{kind}"}
+        spec.pop("env", None)
+        name = f"bench-same-env-{kind}"
+        (p["kernels"] / name).mkdir(parents=True, exist_ok=True)
+        (p["kernels"] / name / "kernel.json").write_text(json.dumps(spec, indent=1))
+        p["kinds"][f"same_{kind}"] = name
+
+
+def import_times(p: dict, runs: int) -> dict:
+    """The interpreter importing ipykernel's kernel app (most of a kernel's start) in the plain
+    spec's environment and in the kernel's activated one, interleaved; medians in s."""
+    cmds: dict[str, tuple[list[str], dict[str, str]]] = {}
+    for kind in KINDS:
+        if f"same_{kind}" not in p["kinds"]:
+            continue
+        plain = json.loads((p["kernels"] / p["kinds"][f"plain_{kind}"] / "kernel.json")
+                           .read_text())
+        argv = [plain["argv"][0], "-c", "import ipykernel.kernelapp"]
+        kenv = kernel_env(p, kind)
+        kenv.pop("_", None)
+        cmds[f"plain:{kind}"] = (argv, {**p["env"], **plain.get("env", {})})
+        cmds[f"kernel:{kind}"] = (argv, kenv)
+    times: dict[str, list[float]] = {k: [] for k in cmds}
+    labels = list(cmds)
+    for i in range(runs + 1):
+        for label in labels[i % len(labels):] + labels[:i % len(labels)]:
+            argv, e = cmds[label]
+            start = time.perf_counter()
+            subprocess.run(argv, env=e, capture_output=True, timeout=120, check=True)
+            if i:
+                times[label].append(time.perf_counter() - start)
+    return {k: {"p50": median(v), "p95": p95(v), "runs": len(v)} for k, v in times.items()}
+
+
 def profile_launcher(p: dict, kind: str, runs: int = 7) -> dict[str, float]:
     """Where one launcher start goes, by function (ms per start, medians): a copy of the
     kernel's launcher traced with bash's xtrace, EPOCHREALTIME in each line (xtrace itself
@@ -229,6 +279,10 @@ def profile_launcher(p: dict, kind: str, runs: int = 7) -> dict[str, float]:
     argv = _argv(p["kernels"], p["kinds"][f"ozk_{kind}"], p["site"].root)
     copy = p["site"].root / "profile" / f"ozk-{kind}" / "ozkernels-launch"
     copy.parent.mkdir(parents=True, exist_ok=True)
+    # The launcher's siblings (the conda env vars reader) must be next to the copy too.
+    for f in Path(argv[0]).parent.iterdir():
+        if f.is_file() and f.name != "kernel.json":
+            shutil.copy2(f, copy.parent / f.name)
     lines = Path(argv[0]).read_text().split("\n")
     trace = copy.parent / "xtrace"
     lines.insert(1, "PS4='+ ${EPOCHREALTIME} ${FUNCNAME[0]:-main} '; "
@@ -236,11 +290,18 @@ def profile_launcher(p: dict, kind: str, runs: int = 7) -> dict[str, float]:
     copy.write_text("\n".join(lines))
     copy.chmod(0o755)
     argv = [str(copy), *argv[1:]]
-    subprocess.run(argv, env=p["env"], capture_output=True, timeout=120, check=False)
+    # A failed start must not pass for a profile, nor leave a failure record for the kernel.
+    env = {**p["env"], "OZKERNELS_FAILURES_DIR": str(copy.parent / "failures")}
     per_run: list[dict[str, float]] = []
-    for _ in range(runs):
+    for i in range(runs + 1):
         trace.unlink(missing_ok=True)
-        subprocess.run(argv, env=p["env"], capture_output=True, timeout=120, check=False)
+        proc = subprocess.run(argv, env=env, capture_output=True, timeout=120, check=False)
+        if proc.returncode:
+            msg = f"profile of the {kind} launcher: exit {proc.returncode}: " \
+                f"{proc.stderr.decode(errors='replace')[-500:]}"
+            raise RuntimeError(msg)
+        if not i:
+            continue
         rows = []
         for line in trace.read_text(errors="replace").splitlines():
             parts = line.lstrip("+").split(" ", 3)
@@ -273,10 +334,17 @@ def run(ozk_python: Path, root: Path, modules: int, runs: int) -> dict:
     if p["env"].get("XDG_CACHE_HOME"):
         memo_dir = Path(p["env"]["XDG_CACHE_HOME"]) / "ozkernels" / "launch"
     profile = {kind: profile_launcher(p, kind) for kind in KINDS if f"ozk_{kind}" in p["kinds"]}
-    log(f"start-to-ready: {runs} interleaved rounds of {len(p['kinds'])} kernels")
+    same_env_specs(p)
+    log("import time of ipykernel in the plain spec's environment and the kernel's")
+    imports = import_times(p, max(10, runs // 2))
+    # Each kind's group: the plain spec, the ozkernels kernel, the same environment unlaunched.
+    kinds = {f"{role}_{kind}": p["kinds"][f"{role}_{kind}"] for kind in KINDS
+             for role in ("plain", "ozk", "same") if f"same_{kind}" in p["kinds"]}
+    log(f"start-to-ready: {runs} interleaved rounds of {len(kinds)} kernels")
     # Shutdown is section 3's business: here kernels are killed, which keeps the rounds short.
-    k = realsite.measure(ozk_python, p["env"], p["kinds"], runs, ("--kill", "--pairs"))
+    k = realsite.measure(ozk_python, p["env"], kinds, runs, ("--kill", "--group", "3"))
     return {"time_to_exec": tte, "kernels": k, "counts": p["counts"], "notes": p["notes"],
+            "imports": imports,
             "kernel_env": leaks, "server_modules": list(SERVER_MODULES), "profile": profile,
             "memos": len(list(memo_dir.glob("*@*"))) if memo_dir.is_dir() else 0,
             "loaded": p["modules"]}

@@ -303,7 +303,10 @@ def bounds(raw: dict, checks: list[Check]) -> list[str]:
         out.append(text)
     login = raw.get("loginnode", {})
     if login and any(n.startswith("login node") for n in missed):
-        out.append(loginnode_bounds(login, missed))
+        out.append("**Kernel start on a login node.** Missed: " + ", ".join(
+            n for n in missed if n.startswith("login node")) + ". Section 5's *Where a start "
+            "goes* splits each start into the launcher's part and the environment's, with the "
+            "floors, Lmod's own times and a profile of the launcher.")
     k = raw.get("kernels", {})
     if k and any("start-to-ready" in n and not n.startswith("login node") for n in missed):
         over = k.get("overhead", {})
@@ -346,10 +349,16 @@ def loginnode_section(d: dict) -> tuple[str, list[Check]]:
             continue
         ratio = paired_ratio(ozk["start"], plain["start"])
         spread = _quartiles(ozk["start"], plain["start"])
+        same = res.get(f"same_{kind}") or {}
+        split = ["-", "-"]
+        if same.get("start"):
+            split = [f"{paired_ratio(ozk['start'], same['start']):.2f}x",
+                     f"{paired_ratio(same['start'], plain['start']):.2f}x"]
         rows.append([label, ms(memo["p50"]), ms(memo["p95"]), ms(nomemo["p50"]),
                      ms(nomemo["p95"]), s(plain["start_p50"]), s(ozk["start_p50"]),
                      s(ozk["start_p95"]), f"{ratio:.2f}x", spread,
-                     f"{ozk['start_p50'] / plain['start_p50']:.2f}x", str(len(ozk["start"]))])
+                     f"{ozk['start_p50'] / plain['start_p50']:.2f}x", *split,
+                     str(len(ozk["start"]))])
         checks.append(Check(f"login node, {kind} kernel: start-to-ready vs plain spec",
                             f"{ratio:.2f}x", f"<= {TARGETS['login_start_ratio']:.2f}x",
                             ratio <= TARGETS["login_start_ratio"]))
@@ -358,7 +367,9 @@ def loginnode_section(d: dict) -> tuple[str, list[Check]]:
                             memo["p50"] <= TARGETS["login_exec"]))
     text = table(["kernel", "time-to-exec p50 ms", "p95 ms", "without memo p50 ms", "p95 ms",
                   "plain spec start-to-ready p50 s", "ozkernels p50 s", "p95 s", "vs plain*",
-                  "per-round ratios, quartiles", "ratio of the p50s", "rounds"], rows)
+                  "per-round ratios, quartiles", "ratio of the p50s",
+                  "launcher: vs same env unlaunched*", "env: same env unlaunched vs plain*",
+                  "rounds"], rows)
     parts = [["`/bin/true` (spawning any process)", "floor:true"],
              ["the interpreter stand-in alone (`sh`, exits at once)", "floor:stand-in"],
              ["`bash -p -c :` (the launcher's shell starting)", "floor:bash"],
@@ -394,12 +405,19 @@ def loginnode_section(d: dict) -> tuple[str, list[Check]]:
         "`ipykernel install` writes for the same interpreter (plus `LD_LIBRARY_PATH` for the "
         "module Pythons, without which they do not start). *Median of per-round ratios; in "
         "every round (after one warm-up round) each ozkernels kernel starts right next to its "
-        "plain spec, first in every other round, the pairs rotating; each kernel is killed "
-        "once ready (`shutdown_kernel(now=True)`; graceful shutdown is section 3's).",
+        "plain spec and its *same env unlaunched* control, each of the three first in turn, "
+        "the groups rotating; each kernel is killed once ready (`shutdown_kernel(now=True)`; "
+        "graceful shutdown is section 3's). *Same env unlaunched* = the plain spec's argv "
+        "started by `/usr/bin/env` with exactly the environment the ozkernels launcher gives "
+        "the kernel (server module variables unset, the kernel's modules and activation set) "
+        "and no launcher: *launcher* compares ozkernels to it (what the launcher's own run "
+        "costs), *env* compares it to the plain spec (what the activated environment costs "
+        "the interpreter and ipykernel after `exec`).",
         f"What the kernels got (interpreter replaced by `env`): {envs}. Memo files: "
         f"{d.get('memos', '?')}.",
     ]
-    return text + "\n\n" + "\n".join(f"- {n}" for n in notes + d.get("notes", [])), checks
+    text += "\n\n" + "\n".join(f"- {n}" for n in notes + d.get("notes", []))
+    return text + "\n\n" + where_a_start_goes(d), checks
 
 
 def _quartiles(xs: list[float], ys: list[float]) -> str:
@@ -410,10 +428,10 @@ def _quartiles(xs: list[float], ys: list[float]) -> str:
     return f"{q[0]:.2f}-{q[2]:.2f}"
 
 
-def loginnode_bounds(d: dict, missed: list[str]) -> str:
-    """What bounds a missed login-node target."""
+def where_a_start_goes(d: dict) -> str:
+    """Section 5's account of a start: floors, Lmod, the launcher's and the env's parts."""
     tte = d["time_to_exec"]
-    text = ("**Kernel start on a login node.** Time-to-exec with the memo, p50: " + "; ".join(
+    text = ("**Where a start goes.** Time-to-exec with the memo, p50: " + "; ".join(
         f"{kind} {ms(tte[f'memo:{kind}']['p50'])} ms" for kind in LOGIN_KINDS
         if f"memo:{kind}" in tte) + f". The floors: spawning `/bin/true` "
         f"{ms(tte['floor:true']['p50'])} ms, the stand-in {ms(tte['floor:stand-in']['p50'])} ms, "
@@ -425,29 +443,47 @@ def loginnode_bounds(d: dict, missed: list[str]) -> str:
               for kind in LOGIN_KINDS if f"memo:{kind}" in tte and res.get(f"plain_{kind}", {})
               .get("start")]
     if expect:
+        noise = []
+        for kind in LOGIN_KINDS:
+            xs = res.get(f"plain_{kind}", {}).get("start") or []
+            if len(xs) >= 4:
+                q = statistics.quantiles(xs, n=4)
+                noise.append(f"{kind} {100 * (q[2] - q[0]) / 2 / statistics.median(xs):.0f}%")
         text += (" What a launcher adds to a start is its time-to-exec (the interpreter and "
                  "ipykernel then start as in the plain spec), so the start-to-ready ratio these "
-                 "times predict is " + ", ".join(expect) + "; the measured per-round ratios "
-                 "scatter far more than that (their quartiles in the table): the machine's two "
-                 "cores are shared with other work, and the plain venv spec's start took "
-                 f"{s(res['plain_venv']['start_p50']) if 'plain_venv' in res else '-'} s at p50 "
-                 "in this run against 0.78 s in section 3 of the quieter 2026-11-30 run. A "
-                 "ratio within those quartiles of 1.00x cannot tell the launcher's few "
-                 "milliseconds from that noise; the time-to-exec rows measure them directly.")
+                 "times predict is " + ", ".join(expect) + ". The measured per-round ratios "
+                 "scatter more than that (their quartiles in the table): the plain spec's own "
+                 "start-to-ready varies from round to round by " + (", ".join(noise) or "-") +
+                 " (half its interquartile range over its median), so a ratio within those "
+                 "quartiles of 1.00x cannot tell the launcher's few milliseconds from that "
+                 "noise; the time-to-exec rows measure them directly.")
         diffs = []
         for kind in LOGIN_KINDS:
             o, q = res.get(f"ozk_{kind}", {}), res.get(f"plain_{kind}", {})
+            c = res.get(f"same_{kind}", {})
             if f"memo:{kind}" in tte and o.get("start") and len(o["start"]) == len(q["start"]):
                 diff = statistics.median(a - b for a, b in zip(o["start"], q["start"]))
-                diffs.append(f"{kind} {ms(diff)} ms (time-to-exec {ms(tte[f'memo:{kind}']['p50'])}"
-                             f" ms)")
+                part = f"{kind} {ms(diff)} ms (time-to-exec {ms(tte[f'memo:{kind}']['p50'])} ms"
+                if c.get("start") and len(c["start"]) == len(o["start"]):
+                    launcher = statistics.median(a - b for a, b in zip(o["start"], c["start"]))
+                    env = statistics.median(a - b for a, b in zip(c["start"], q["start"]))
+                    part += f"; of it, launcher {ms(launcher)} ms and environment {ms(env)} ms"
+                diffs.append(part + ")")
         if diffs:
-            text += (" Median per-round difference in start-to-ready, ozkernels minus plain: "
-                     + "; ".join(diffs) + ". Where the difference exceeds the time-to-exec, the "
-                     "rest is spent after the launcher's `exec`, in the interpreter and ipykernel "
-                     "starting in the activated environment (for the conda kernel: "
-                     "`CONDA_PREFIX` and the env's variables set, the server's module variables "
-                     "gone), which this run does not profile further.")
+            text += (" Median per-round difference in start-to-ready, ozkernels minus plain, "
+                     "split by the *same env unlaunched* control into the launcher's part "
+                     "(ozkernels minus the control) and the activated environment's (the "
+                     "control minus plain; medians of differences do not add up exactly): "
+                     + "; ".join(diffs) + ".")
+    imports = d.get("imports") or {}
+    rows = [f"{kind} {ms(imports[f'plain:{kind}']['p50'])} ms in the plain spec's environment, "
+            f"{ms(imports[f'kernel:{kind}']['p50'])} ms in the kernel's"
+            for kind in LOGIN_KINDS if f"plain:{kind}" in imports]
+    if rows:
+        runs = next(iter(imports.values()))["runs"]
+        text += (" After the `exec` a kernel's start is the interpreter importing ipykernel and "
+                 "IPython: `python -c 'import ipykernel.kernelapp'`, interleaved, p50 of "
+                 f"{runs}: " + "; ".join(rows) + ".")
     for kind, prof in (d.get("profile") or {}).items():
         top = [(n, t) for n, t in prof.items() if n != "(all traced)"][:6]
         text += (f"\n\nProfile of one {kind} launcher start with the memo (bash xtrace with "
