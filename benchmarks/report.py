@@ -476,8 +476,10 @@ def where_a_start_goes(d: dict) -> str:
                      "control minus plain; medians of differences do not add up exactly): "
                      + "; ".join(diffs) + ".")
     imports = d.get("imports") or {}
-    rows = [f"{kind} {ms(imports[f'plain:{kind}']['p50'])} ms in the plain spec's environment, "
-            f"{ms(imports[f'kernel:{kind}']['p50'])} ms in the kernel's"
+    rows = [f"{kind} {ms(imports[f'plain:{kind}']['p50'])} ms wall / "
+            f"{ms(imports[f'plain:{kind}'].get('cpu_p50'))} ms CPU in the plain spec's "
+            f"environment, {ms(imports[f'kernel:{kind}']['p50'])} ms / "
+            f"{ms(imports[f'kernel:{kind}'].get('cpu_p50'))} ms in the kernel's"
             for kind in LOGIN_KINDS if f"plain:{kind}" in imports]
     if rows:
         runs = next(iter(imports.values()))["runs"]
