@@ -227,7 +227,6 @@ class Syncer(LoggingConfigurable):
             (o.owner["prefix"], o.owner.get("wraps", "")): o.name
             for o in others or [] if o.owner and o.owner.get("site") and not o.owner.get("variant")
         }
-        files_for: dict[str, dict[str, bytes]] = {}
         for env in envs:
             source = source_for(env.kind)
             sf: SpecFile | None = owned.pop((env.kind, env.prefix, "", ""), None)
@@ -245,8 +244,7 @@ class Syncer(LoggingConfigurable):
                 continue
             name = sf.name if sf else choose_kernel_name(env, taken, site)
             taken.add(name)
-            launcher = files_for.setdefault(source.activation, launcher_files(source.activation))
-            files = {**launcher, **self.logos(env)}
+            files = {**launcher_files(source.activation), **self.logos(env)}
             spec = build_spec(
                 env, kernel_name=name, site=site, files=files, activation=source.activation,
                 launcher=kernel_file(os.path.join(store.path, name), LAUNCHER_NAME),

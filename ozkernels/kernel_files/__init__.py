@@ -4,6 +4,7 @@ wrapper and its supervisor and relay (standard-library Python run with -I)."""
 from __future__ import annotations
 
 import shlex
+from functools import lru_cache
 from importlib.resources import files
 
 from ..envmodules import STANDARD_MODULES_CMDS
@@ -38,6 +39,8 @@ def source_path(name: str) -> str:
     return str(files(__name__).joinpath(SOURCES[name]))
 
 
+# A sync plans hundreds of kernels from the same few files: read each once per process.
+@lru_cache(maxsize=None)
 def read(name: str) -> bytes:
     """The bytes a kernel dir gets as `name` (the launcher with the module systems' places)."""
     data = files(__name__).joinpath(SOURCES[name]).read_bytes()
