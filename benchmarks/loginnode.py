@@ -263,7 +263,7 @@ def import_times(p: dict, runs: int) -> dict:
     times: dict[str, list[float]] = {k: [] for k in cmds}
     cpu: dict[str, list[float]] = {k: [] for k in cmds}
     labels = list(cmds)
-    for i in range(runs + 1):
+    for i in range(runs + 1 if labels else 0):
         for label in labels[i % len(labels):] + labels[:i % len(labels)]:
             argv, e = cmds[label]
             start = time.perf_counter()

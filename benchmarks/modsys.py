@@ -1,6 +1,6 @@
 """Lmod next to Environment Modules (Tcl): sync times and kernel start-to-ready on the two sites.
 
-  python benchmarks/modsys.py            # 10 sync rounds, 15 start rounds
+  python3 benchmarks/modsys.py            # 10 sync rounds, 15 start rounds
 
 Builds the real test site twice in benchmarks/_site/modsys (Lua modulefiles for Lmod, and the
 same roles as EasyBuild-style Tcl modulefiles for Environment Modules 5.2, unpacked from the
@@ -46,7 +46,7 @@ LABELS = {"lmod": "Lmod 8.6 (Lua modulefiles)",
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(
-        prog="python benchmarks/modsys.py", description=__doc__,
+        prog="python3 benchmarks/modsys.py", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--syncs", type=int, default=10, help="sync rounds (default 10)")
     parser.add_argument("--runs", type=int, default=15, help="kernel start rounds (default 15)")

@@ -1,7 +1,7 @@
 """The R kernel of an R-only conda env: start-to-ready through ozkernels next to the same
 kernelspec started in an env activated by hand, interleaved.
 
-  python benchmarks/other_kernels.py --runs 10     # about 2 minutes
+  python3 benchmarks/other_kernels.py --runs 10     # about 2 minutes
 
 Needs Debian's r-base-core and r-cran-irkernel, bash_kernel, Lmod and patchelf (tests/run.sh
 installs them). Builds the demo/test site in benchmarks/_site/other-kernels, runs `ozkernels

@@ -1,7 +1,7 @@
 """Slurm kernels on a private one-node Slurm cluster: start-to-ready next to the same kernel run
 locally, and how long a forced kill leaves the job in the queue.
 
-  python benchmarks/slurm.py            # 15 interleaved starts per kernel, 15 forced kills
+  python3 benchmarks/slurm.py            # 15 interleaved starts per kernel, 15 forced kills
 
 Needs the Debian packages slurmctld slurmd slurm-client munge (tests/run.sh installs them),
 Lmod and patchelf (for the real test site) and ipykernel in this interpreter.  Builds the real
@@ -44,7 +44,7 @@ SLURM = f"{LOCAL}-slurm-{PROFILE}"
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The command line."""
     parser = argparse.ArgumentParser(
-        prog="python benchmarks/slurm.py", description=__doc__,
+        prog="python3 benchmarks/slurm.py", description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=15, help="timed starts per kernel "
                         "(default 15)")
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         cluster.stop()
         shutil.rmtree(base, ignore_errors=True)
     raw = {"machine": machine(), "starts": started, "kills": kills,
-           "command": " ".join(shlex.quote(a) for a in ["python", "benchmarks/slurm.py",
+           "command": " ".join(shlex.quote(a) for a in ["python3", "benchmarks/slurm.py",
                                                           *(argv or sys.argv[1:])])}
     (SITE_DIR / "slurm-results.json").write_text(json.dumps(raw, indent=1))
     local, slurm = started["local"], started["slurm"]

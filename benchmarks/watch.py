@@ -1,6 +1,6 @@
 """Change detection of the server extension on a large site: cost per check, time to announce.
 
-  python benchmarks/watch.py        # 500 venvs + 100 conda envs + 20 module Pythons; ~1 minute
+  python3 benchmarks/watch.py        # 500 venvs + 100 conda envs + 20 module Pythons; ~1 minute
 
 Measures, with the synthetic site's environment, in a child process that imports ozkernels the
 way the server does:
