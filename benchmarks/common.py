@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import importlib.util
 import os
 import platform
 import shutil
@@ -23,7 +24,10 @@ VENVS = SITE_DIR / "venvs"
 # so the numbers are for the code in the working tree, installed the way pip would (no
 # editable-install finder at start-up).
 TOOLS: dict[str, list[str]] = {
-    "ozkernels": ["jupyter_client>=7", "jupyter_core>=4.12", "traitlets>=5", "jupyter_server>=2"],
+    # ipykernel and psutil: the test sites' Pythons take their packages from the Python that
+    # builds them (run_in_tool_venv), and ipykernel's shutdown depends on psutil.
+    "ozkernels": ["jupyter_client>=7", "jupyter_core>=4.12", "traitlets>=5", "jupyter_server>=2",
+                  "ipykernel", "psutil"],
     "nb_venv_kernels": ["nb_venv_kernels"],
     "envkernel": ["envkernel", "jupyter_client"],
 }
@@ -94,6 +98,24 @@ def ensure_tool(name: str, src: Path = REPO) -> tuple[Path | None, str]:
         subprocess.run([str(python), "-m", "compileall", "-q", str(src / "ozkernels")],
                        capture_output=True, text=True, timeout=300, check=True)
     return python, ""
+
+
+def run_in_tool_venv(script: str, argv: Sequence[str] | None = None, src: Path = REPO) -> None:
+    """Re-run `script` under ozkernels' benchmark venv when this Python lacks ipykernel or
+    jupyter_client (a distribution's python3): the test sites' Pythons take their packages
+    from the Python that builds them, and the drivers start kernels through jupyter_client."""
+    if importlib.util.find_spec("ipykernel") and importlib.util.find_spec("jupyter_client"):
+        return
+    here = Path(sys.prefix).resolve()
+    if here == (VENVS / "ozkernels").resolve():
+        raise SystemExit(f"benchmark: ipykernel or jupyter_client is missing from {here}; "
+                         f"remove {VENVS / 'ozkernels'} and rerun")
+    python, why = ensure_tool("ozkernels", src)
+    if not python:
+        raise SystemExit(f"benchmark: {why}")
+    log(f"{sys.executable} has no ipykernel or jupyter_client: running under {python}")
+    args = list(sys.argv[1:] if argv is None else argv)
+    os.execv(python, [str(python), str(Path(script).resolve()), *args])
 
 
 def package_version(python: Path, dist: str) -> str:

@@ -32,7 +32,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(1, str(HERE.parent))
 sys.path.insert(2, str(HERE.parent / "tests"))
 
-from common import SITE_DIR, log, machine, median, p95  # noqa: E402
+from common import SITE_DIR, log, machine, median, p95, run_in_tool_venv  # noqa: E402
 from ozktest.envmodules import find_deb, unpack  # noqa: E402
 from realsite import add_psutil, server_environ  # noqa: E402
 
@@ -143,6 +143,7 @@ def table(times: dict[str, list[float]], unit: str = "s") -> str:
 def main(argv: list[str] | None = None) -> int:
     """Build, measure, report."""
     args = parse_args(argv)
+    run_in_tool_venv(__file__, argv)
     SITE_DIR.mkdir(parents=True, exist_ok=True)
     root = SITE_DIR / "modsys"
     if root.exists():

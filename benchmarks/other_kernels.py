@@ -28,7 +28,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from common import SITE_DIR, log, machine, median, p95  # noqa: E402
+from common import SITE_DIR, log, machine, median, p95, run_in_tool_venv  # noqa: E402
 
 from ozkernels.demosite import build_site  # noqa: E402
 
@@ -59,6 +59,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=10, help="starts of each kernel (10)")
     args = parser.parse_args()
+    run_in_tool_venv(__file__)
     root = SITE_DIR / "other-kernels"
     if root.exists():
         shutil.rmtree(root)

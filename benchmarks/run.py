@@ -57,6 +57,7 @@ from common import (  # noqa: E402
     log,
     machine,
     package_version,
+    run_in_tool_venv,
 )
 
 SECTIONS = ("discovery", "syscalls", "kernels", "api", "loginnode", "watch")
@@ -157,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the sections asked for and write the report."""
     args = parse_args(argv)
     args.out, args.src = args.out.resolve(), args.src.resolve()
+    run_in_tool_venv(__file__, argv, args.src)
     sections = args.only or list(SECTIONS)
     started = time.monotonic()
     SITE_DIR.mkdir(exist_ok=True)

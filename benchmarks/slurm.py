@@ -30,7 +30,7 @@ sys.path.insert(0, str(HERE))
 sys.path.insert(1, str(HERE.parent))
 sys.path.insert(2, str(HERE.parent / "tests"))
 
-from common import SITE_DIR, log, machine, median, p95  # noqa: E402
+from common import SITE_DIR, log, machine, median, p95, run_in_tool_venv  # noqa: E402
 from ozktest.slurm_cluster import Cluster, start_cluster  # noqa: E402
 from realsite import add_psutil, measure, server_environ  # noqa: E402
 
@@ -124,6 +124,7 @@ def stats(values: list[float]) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Start the cluster, measure, stop the cluster, report."""
     args = parse_args(argv)
+    run_in_tool_venv(__file__, argv)
     SITE_DIR.mkdir(exist_ok=True)
     base = Path(tempfile.mkdtemp(prefix="ozs-bench-", dir="/tmp"))
     log(f"starting a private Slurm cluster in {base}")
