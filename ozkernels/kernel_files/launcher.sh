@@ -201,13 +201,20 @@ _ozk_tmod_run() {
 # module system when every value is equal and every path is still older than the memo
 # (mtime set to just before the recording step ran).  Anything else runs the real step.
 # Memos live in ${XDG_CACHE_HOME:-~/.cache}/ozkernels/launch (OZKERNELS_LAUNCH_CACHE=0: off).
-# Not part of the key: variables a modulefile only reads (other than HOME, USER and the module
-# systems' own LMOD_*/MODULES* settings); a modulefile whose effect depends on such a variable
-# is replayed with the effect it had when it was recorded.
-_ozk_memo_version=1
+# Inputs in the key besides the variables written: HOME, USER, the module systems' own
+# LMOD_*/MODULES* settings, and every variable the modulefiles unloaded and loaded and Lmod's
+# SitePackage.lua hooks read by a literal name (Lua os.getenv "X"; Tcl $env(X), env(X) in
+# `info exists`, getenv X).  A file that reads one by a computed name (os.getenv(v), $env($v),
+# `array get env`, os.getenv through a helper), runs a command (capture, execute, exec, ...)
+# or loads other code (dofile, Tcl source; a named Lua require is library code) gets no memo:
+# that step runs for real at every start.  Not keyed: what rc files (.modulerc, .version,
+# Environment Modules' siteconfig.tcl) and required Lua libraries read, and the time.
+_ozk_memo_version=2
 _ozk_memo="" _ozk_memo_err="" _ozk_memo_t0=""
 _ozk_memo_written=()
 _ozk_memo_watch=()
+_ozk_memo_hooks=()
+_ozk_memo_reads=()
 
 # Sets _ozk_memo, the memo files' common path ('' when off or no cache dir is usable).
 _ozk_memo_init() {
@@ -243,6 +250,62 @@ _ozk_memo_snapshot() {
     while IFS= read -r v; do
         [[ $v == _ ]] || _ozk_snap["$v"]=+${!v}
     done < <(compgen -e)
+}
+
+# The variables the files $@ (modulefiles, Lmod hooks; Lua when named *.lua, else Tcl) read
+# by a literal name, appended to _ozk_memo_reads; 1 when one reads a variable by a computed
+# name, runs a command or other code (what that reads is unknown), or cannot be read whole.
+# Lua comment lines are skipped; anything else that looks like a read counts (at worst a
+# needless key, or no memo).
+_ozk_memo_scan() {
+    local f text line rest tok nm='[A-Za-z_][A-Za-z0-9_]*' nl=$'\n'
+    local -a lines
+    local lua_tok="(^|[^A-Za-z0-9_])(getenv|capture|subprocess|execute|popen|dofile|loadfile|require)([^A-Za-z0-9_].*|$)"
+    local lua_arg="^[[:space:]]*(\\([[:space:]]*(\"($nm)\"|'($nm)')[[:space:]]*\\)|\"($nm)\"|'($nm)')"
+    local tcl_tok="(^|[^A-Za-z0-9_])(env|getenv|global|exec|system)([^A-Za-z0-9_].*|$)"
+    local tcl_getenv="^[[:space:]]+(--return-value[[:space:]]+)?(\\{($nm)\\}|\"($nm)\"|($nm))([];[:space:]]|$)"
+    local tcl_source="(^|[[;{$nl])[[:space:]]*source[[:space:]]"
+    for f in "$@"; do
+        [[ -n $f && -e $f ]] || continue
+        [[ -f $f && -r $f ]] || return 1
+        # read stops at a NUL byte (and then succeeds): a file with one is not read whole.
+        ! IFS= read -r -d '' text <"$f" || return 1
+        if [[ $f == *.lua ]]; then
+            mapfile -t lines <<<"$text"
+            text=""
+            for line in "${lines[@]}"; do
+                [[ $line =~ ^[[:space:]]*-- ]] || text+=$line$nl
+            done
+            rest=$text
+            while [[ $rest =~ $lua_tok ]]; do
+                tok=${BASH_REMATCH[2]} rest=${BASH_REMATCH[3]}
+                [[ $tok == getenv || $tok == require ]] && [[ $rest =~ $lua_arg ]] || return 1
+                # require of a named Lua module (SitePackage.lua's "strict") is library code.
+                [[ $tok == require ]] ||
+                    _ozk_memo_reads+=("${BASH_REMATCH[3]}${BASH_REMATCH[4]}${BASH_REMATCH[5]}${BASH_REMATCH[6]}")
+            done
+        else
+            [[ ! $text =~ $tcl_source ]] || return 1
+            rest=$text
+            while [[ $rest =~ $tcl_tok ]]; do
+                tok=${BASH_REMATCH[2]} rest=${BASH_REMATCH[3]}
+                case $tok in
+                    env)
+                        [[ $rest =~ ^\(($nm)\) ]] || return 1
+                        _ozk_memo_reads+=("${BASH_REMATCH[1]}")
+                        ;;
+                    getenv)
+                        [[ $rest =~ $tcl_getenv ]] || return 1
+                        _ozk_memo_reads+=("${BASH_REMATCH[3]}${BASH_REMATCH[4]}${BASH_REMATCH[5]}")
+                        ;;
+                    # `global env` only makes env(X) visible in a proc: skip the names it lists.
+                    global) [[ $rest =~ ^([[:blank:]]+[A-Za-z0-9_:]+)+ ]] && rest=${rest:${#BASH_REMATCH[0]}} ;;
+                    *) return 1 ;;
+                esac
+            done
+        fi
+    done
+    return 0
 }
 
 # A memo is NUL-separated fields (read with mapfile, never executed): a header, the id it was
@@ -288,11 +351,12 @@ _ozk_memo_apply() {
         ((w == 3)) && nw=$k && ((j = i + 1))
         for ((i++; k > 0; k--, i += w)); do
             n=${m[i]} v=${m[i + 1]}
-            [[ $n == [A-Za-z_]* && $n != *[!A-Za-z0-9_]* && ${n@a} != *r* ]] || return 1
+            [[ $n == [A-Za-z_]* && $n != *[!A-Za-z0-9_]* && ${!n@a} != *r* ]] || return 1
+            # The module system sees only exported variables (bash sets HOSTNAME unexported).
             if [[ $v == +* ]]; then
-                [[ ${!n+x} && ${!n} == "${v:1}" ]] || return 1
+                [[ ${!n@a} == *x* && ${!n} == "${v:1}" ]] || return 1
             else
-                [[ $v == - && -z ${!n+x} ]] || return 1
+                [[ $v == - && ${!n@a} != *x* ]] || return 1
             fi
         done
     done
@@ -356,22 +420,34 @@ _ozk_memo_end() {
     for n in MODULEPATH LOADEDMODULES _LMFILES_ "${_ozk_memo_written[@]}"; do
         [[ -z ${seen[$n]-} ]] || continue
         seen[$n]=1
-        if [[ $n != [A-Za-z_]* || $n == *[!A-Za-z0-9_]* || ${n@a} == *r* ]]; then
+        if [[ $n != [A-Za-z_]* || $n == *[!A-Za-z0-9_]* || ${!n@a} == *r* ]]; then
             rm -f -- "$_ozk_memo_t0"
             return 0
         fi
         written+=("$n" "${_ozk_memo_before[$n]--}" "${after[$n]--}")
-    done
-    # Inputs the step reads: the module systems' settings, and the user.
-    for n in HOME USER $_ozk_memo_cfg; do
-        [[ -n ${seen[$n]-} ]] || inputs+=("$n" "${_ozk_memo_before[$n]--}")
-        seen[$n]=1
     done
     # The modulefiles read (the server's and the kernel's), every MODULEPATH dir before and
     # after, and in each the dirs a recorded module's name goes through (a new modulefile
     # there, which could shadow the one loaded, changes their mtime).
     IFS=: read -ra mps <<<"${_ozk_memo_before[MODULEPATH]#+}:${MODULEPATH-}:$_ozk_modulepath"
     IFS=: read -ra files <<<"${_ozk_memo_before[_LMFILES_]#+}:${_LMFILES_-}"
+    # Inputs the step reads: the module systems' settings, the user, and what the modulefiles
+    # and hooks read (values before the step; unknowable reads: no memo).
+    _ozk_memo_reads=()
+    if ! _ozk_memo_scan "${files[@]}" "${_ozk_memo_hooks[@]}"; then
+        rm -f -- "$_ozk_memo_t0"
+        return 0
+    fi
+    for n in HOME USER $_ozk_memo_cfg "${_ozk_memo_reads[@]}"; do
+        [[ -z ${seen[$n]-} ]] || continue
+        seen[$n]=1
+        # A read-only name (UID, PPID, ...) could never be checked: no memo.
+        if [[ ${!n@a} == *r* ]]; then
+            rm -f -- "$_ozk_memo_t0"
+            return 0
+        fi
+        inputs+=("$n" "${_ozk_memo_before[$n]--}")
+    done
     _ozk_memo_watch+=("$0" "${files[@]}")
     for d in "${mps[@]}"; do
         [[ -n $d ]] || continue
@@ -414,7 +490,7 @@ _ozk_memo_end() {
 # runs and is recorded.  The two are remembered apart, so a change to the kernel's modules
 # costs one Lmod run (the load), and so does a server with other modules (the purge).
 _ozk_memo_step() {
-    _ozk_memo_ok="" _ozk_memo_err="" _ozk_memo_written=() _ozk_memo_watch=()
+    _ozk_memo_ok="" _ozk_memo_err="" _ozk_memo_written=() _ozk_memo_watch=() _ozk_memo_hooks=()
     _ozk_memo_f=$_ozk_memo.$1
     _ozk_memo_id=("$_ozk_memo_version" "$1" "${_ozk_memo_self-}" "$HOSTTYPE" "$_ozk_msys_arg"
         "$_ozk_lmod_arg" "$_ozk_tmod_arg")
@@ -513,12 +589,19 @@ _ozk_modules_load() {
     _ozk_memo_ok=1
 }
 
-# What Lmod reads besides modulefiles: itself, its site and user configuration.
+# What Lmod reads besides modulefiles: itself, its site and user configuration, and its
+# SitePackage.lua hooks (LMOD_PACKAGE_PATH's dirs, else its own), which the memo also scans.
 _ozk_lmod_watch() {
-    local d=${_ozk_mcmd%/*}
+    local d=${_ozk_mcmd%/*} p
+    local -a pkg
+    IFS=: read -ra pkg <<<"${LMOD_PACKAGE_PATH-}"
+    for p in "${pkg[@]}"; do
+        [[ -z $p ]] || _ozk_memo_hooks+=("$p/SitePackage.lua")
+    done
+    _ozk_memo_hooks+=("$d/SitePackage.lua")
     _ozk_memo_watch+=("$_ozk_mcmd" "$d" "${d%/*}/init/lmodrc.lua" /etc/lmod /etc/lmod/lmodrc.lua
         /etc/lmod/lmod_config.lua "${LMOD_RC-}" "${LMOD_MODULERCFILE-}" "${MODULERCFILE-}"
-        "${LMOD_PACKAGE_PATH:+$LMOD_PACKAGE_PATH/SitePackage.lua}" "${LMOD_CONFIG_DIR-}")
+        "${_ozk_memo_hooks[@]}" "${LMOD_CONFIG_DIR-}")
     if [[ -n ${HOME-} ]]; then
         _ozk_memo_watch+=("$HOME/.modulerc.lua" "$HOME/.modulerc" "$HOME/.lmodrc.lua")
     fi
