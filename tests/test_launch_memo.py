@@ -98,13 +98,14 @@ class Site:
         """How often Lmod has run so far."""
         return len(self.log.read_text().splitlines()) if self.log.exists() else 0
 
-    def launch(self, env: dict[str, str], modules: tuple[str, ...]
+    def launch(self, env: dict[str, str], modules: tuple[str, ...],
+               launcher: Path | None = None, system: tuple[str, ...] = ()
                ) -> tuple[int, dict[str, str], str, int]:
         """Run the launcher; return its exit code, the kernel's env, stderr and Lmod runs."""
         before = self.runs()
-        args = [str(self.launcher), "--kind", "venv", "--prefix", str(self.prefix),
+        args = [str(launcher or self.launcher), "--kind", "venv", "--prefix", str(self.prefix),
                 "--python", str(self.python), "--modulepath", str(self.core),
-                "--kernel", "venv-memo"]
+                "--kernel", "venv-memo", *system]
         for m in modules:
             args += ["--module", m]
         cp = subprocess.run([*args, "--", "-f", "c.json"], env=env, cwd=self.root,
@@ -326,3 +327,121 @@ def test_conda_env_vars_are_read_again_only_when_their_files_change(site):
         assert runs == 1 and kenv.get(var) == value
         assert start() == (kenv, 0)
     assert not list(site.root.rglob("PWNED"))
+
+
+def test_what_a_lua_modulefile_reads_is_part_of_the_key(site):
+    # One memo per node would otherwise give every later Slurm job the first job's scratch dir.
+    site.module("scratch/1.0", 'setenv("SCRATCH", pathJoin("/tmp", os.getenv("SLURM_JOB_ID") '
+                'or "none"))\nsetenv("PART", os.getenv \'SLURM_JOB_PARTITION\' or "none")\n')
+    env = site.server("srv/1.0")
+
+    def start(**extra):
+        rc, kenv, err, runs = site.launch({**env, **extra}, ("scratch/1.0",))
+        assert rc == 0, err
+        return kenv["SCRATCH"], kenv["PART"], runs
+
+    assert start(SLURM_JOB_ID="11") == ("/tmp/11", "none", 2)
+    assert start(SLURM_JOB_ID="11") == ("/tmp/11", "none", 0)
+    # Only the load step reads it: the purge is still replayed.
+    assert start(SLURM_JOB_ID="12") == ("/tmp/12", "none", 1)
+    assert start(SLURM_JOB_ID="12", SLURM_JOB_PARTITION="gpu") == ("/tmp/12", "gpu", 1)
+    assert start() == ("/tmp/none", "none", 1)
+    assert start() == ("/tmp/none", "none", 0)
+
+
+class TclSite:
+    """Environment Modules (modulecmd.tcl counted by the same log) and a Tcl module tree."""
+
+    def __init__(self, site: Site, modulecmd: str):
+        self.site = site
+        self.tree = site.root / "tclmods"
+        wrapper = site.root / "tmodbin" / "modulecmd.tcl"
+        wrapper.parent.mkdir()
+        wrapper.write_text(f'#!/bin/sh\necho run >> "{site.log}"\n'
+                           f'exec tclsh8.6 {modulecmd} "$@"\n')
+        wrapper.chmod(0o755)
+        self.args = ("--module-system", "tmod", "--module-cmd", str(wrapper))
+        self.env = {"PATH": "/usr/bin:/bin", "HOME": str(site.home), "LANG": "C.UTF-8",
+                    "MODULEPATH": str(self.tree), "XDG_CACHE_HOME": str(site.cache)}
+
+    def module(self, name: str, body: str) -> None:
+        """Write a Tcl modulefile."""
+        path = self.tree / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("#%Module\n" + body)
+
+    def launch(self, module: str, **extra: str) -> tuple[dict[str, str], int]:
+        """Start with the module; the kernel's env and the module system's runs."""
+        rc, kenv, err, runs = self.site.launch({**self.env, **extra}, (module,),
+                                               system=self.args)
+        assert rc == 0, err
+        return kenv, runs
+
+
+@pytest.fixture
+def tcl(site, envmodules_cmd):
+    """The site with Environment Modules 5.2 instead of Lmod."""
+    return TclSite(site, envmodules_cmd)
+
+
+def test_what_a_tcl_modulefile_reads_is_part_of_the_key(tcl):
+    tcl.module("scratch/1.0", 'if {[info exists ::env(SLURM_JOB_ID)]} {\n'
+               '    setenv SCRATCH /tmp/$env(SLURM_JOB_ID)\n'
+               '} else {\n    setenv SCRATCH /tmp/none\n}\n'
+               'setenv PART [getenv SLURM_JOB_PARTITION none]\n'
+               'setenv OWNER ${::env(USER)}\n')
+
+    def start(**extra):
+        kenv, runs = tcl.launch("scratch/1.0", USER="u1", **extra)
+        return kenv["SCRATCH"], kenv["PART"], runs
+
+    assert start(SLURM_JOB_ID="11") == ("/tmp/11", "none", 1)
+    assert start(SLURM_JOB_ID="11") == ("/tmp/11", "none", 0)
+    assert start(SLURM_JOB_ID="12") == ("/tmp/12", "none", 1)
+    assert start(SLURM_JOB_ID="12", SLURM_JOB_PARTITION="gpu") == ("/tmp/12", "gpu", 1)
+    assert start() == ("/tmp/none", "none", 1)
+    assert start() == ("/tmp/none", "none", 0)
+
+
+@pytest.mark.parametrize("body", [
+    'set v SLURM_JOB_ID\nif {[info exists env($v)]} { setenv SCRATCH /tmp/$env($v) }\n',
+    'foreach {k v} [array get env SLURM_JOB_*] { setenv SCRATCH /tmp/$v }\n',
+    'setenv SCRATCH /tmp/[exec sh -c {echo ${SLURM_JOB_ID:-none}}]\n',
+], ids=["computed-name", "array-get", "exec"])
+def test_a_tcl_read_that_cannot_be_keyed_writes_no_memo(tcl, body):
+    tcl.module("scratch/1.0", body)
+    for job in ("11", "11", "12"):
+        kenv, runs = tcl.launch("scratch/1.0", SLURM_JOB_ID=job)
+        assert (kenv["SCRATCH"], runs) == (f"/tmp/{job}", 1)
+    assert not tcl.site.memos()
+
+
+@pytest.mark.parametrize("body", [
+    'local v = "SLURM_" .. "JOB_ID"\nsetenv("SCRATCH", "/tmp/" .. (os.getenv(v) or "none"))\n',
+    'local get = os.getenv\nsetenv("SCRATCH", "/tmp/" .. (get("SLURM_JOB_ID") or "none"))\n',
+    'setenv("SCRATCH", "/tmp/" .. capture("echo ${SLURM_JOB_ID:-none}"):gsub("%s+$", ""))\n',
+], ids=["computed-name", "helper", "capture"])
+def test_a_lua_read_that_cannot_be_keyed_writes_no_memo(site, body):
+    site.module("scratch/1.0", body)
+    env = site.server()
+    for job in ("11", "11", "12"):
+        rc, kenv, err, runs = site.launch({**env, "SLURM_JOB_ID": job}, ("scratch/1.0",))
+        assert (rc, kenv["SCRATCH"], runs) == (0, f"/tmp/{job}", 1), err
+    assert not site.memos()
+
+
+def test_what_lmods_site_package_reads_is_part_of_the_key(site):
+    pkg = site.root / "lmod-site"
+    pkg.mkdir()
+    hooks = pkg / "SitePackage.lua"
+    hooks.write_text('local flag = os.getenv("SITE_FLAG")\n')
+    env = site.server("srv/1.0", LMOD_PACKAGE_PATH=str(pkg))
+    starts = [site.launch({**env, **extra}, ("pytool/1.0",))
+              for extra in ({}, {}, {"SITE_FLAG": "1"}, {"SITE_FLAG": "1"})]
+    assert [(rc, runs) for rc, _, _, runs in starts] == [(0, 2), (0, 0), (0, 2), (0, 0)]
+    # Hooks that read a variable by a computed name: the steps run at every start.
+    time.sleep(0.05)
+    hooks.write_text('local v = "SITE_FLAG"\nlocal flag = os.getenv(v)\n')
+    for _ in range(2):
+        rc, _, err, runs = site.launch(env, ("pytool/1.0",))
+        assert (rc, runs) == (0, 2), err
