@@ -14,6 +14,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from . import launchmemo
 from .errors import LockError, SpecError
 from .layout import read_small
 from .specs import LAUNCHER_NAME, ownership
@@ -39,6 +40,14 @@ class SpecFile:
     def owner(self) -> dict[str, Any] | None:
         """ozkernels' metadata, or None for a spec someone else wrote."""
         return ownership(self.spec)
+
+
+def launcher_dirs(spec: SpecFile) -> set[str]:
+    """The kernel dir as its launcher sees it: the spec's own path and argv's launcher's dir."""
+    argv = (spec.spec or {}).get("argv")
+    words = argv if isinstance(argv, list) else []
+    return {spec.path, *(os.path.dirname(w) for w in words if isinstance(w, str)
+                         and os.path.basename(w) == LAUNCHER_NAME and w.startswith("/"))}
 
 
 class KernelStore:
@@ -190,16 +199,17 @@ class KernelStore:
                 doomed = tempfile.mkdtemp(prefix="rm-", dir=self._staging())
                 os.rename(current.path, os.path.join(doomed, name))
                 shutil.rmtree(doomed)
-                return
-            for filename in ours:
+            else:
+                for filename in ours:
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(os.path.join(current.path, filename))
                 with contextlib.suppress(FileNotFoundError):
-                    os.unlink(os.path.join(current.path, filename))
-            with contextlib.suppress(FileNotFoundError):
-                os.rmdir(current.path)
+                    os.rmdir(current.path)
         except OSError as e:
             if e.errno != errno.ENOTEMPTY:
                 msg = f"cannot remove kernel {name!r}: {e.strerror}"
                 raise SpecError(msg) from e
+        launchmemo.forget(launcher_dirs(current))
 
     def unsafe_reason(self) -> str:
         """Why a dir on the way down to the kernels dir is unsafe for site kernels, or ''."""

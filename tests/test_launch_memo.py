@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 
+from ozkernels import launchmemo
 from ozkernels.kernel_files import launcher_files, read
 from ozkernels.specs import LAUNCHER_NAME
+from ozkernels.store import KernelStore
 
 LMOD = "/usr/share/lmod/lmod/libexec/lmod"
 
@@ -445,3 +447,109 @@ def test_what_lmods_site_package_reads_is_part_of_the_key(site):
     for _ in range(2):
         rc, _, err, runs = site.launch(env, ("pytool/1.0",))
         assert (rc, runs) == (0, 2), err
+
+
+HOSTILE = {
+    "percent": "k%25%2Fx%",
+    "shell": "k $(touch PWNED) 'q' \"d\" `b` ; & *",
+    "at-sign": "k@node1.load",
+    "long": "k" * 190,
+    "long-utf8": "δ" * 120,
+}
+
+
+@pytest.mark.parametrize("locale", ["C.UTF-8", "C"])
+@pytest.mark.parametrize("name", list(HOSTILE))
+def test_python_names_the_memos_the_launcher_writes(site, name, locale):
+    kdir = site.root / "kernels" / "%2F odd" / HOSTILE[name]
+    kdir.mkdir(parents=True)
+    launcher = kdir / LAUNCHER_NAME
+    shutil.copy2(site.launcher, launcher)
+    env = {**site.server(), "HOSTNAME": "node1", "LC_ALL": locale}
+    assert site.launch(env, ("pytool/1.0",))[0] == 0  # the site's own kernel: kept below
+    rc, _, err, _ = site.launch(env, ("pytool/1.0",), launcher=launcher)
+    assert rc == 0, err
+    mine = [p for p in site.memos()
+            if os.fsencode(p.name).rpartition(b"@")[0] == launchmemo.memo_id(str(kdir))]
+    assert [p.name.rpartition("@")[2] for p in mine] == ["node1.load"]
+    assert launchmemo.forget([str(kdir)], env) == [p.name for p in mine]
+    assert len(site.memos()) == 1 and site.launch(env, ("pytool/1.0",))[3] == 0
+    assert not (site.root / "PWNED").exists()
+
+
+def test_removing_a_kernel_removes_its_memos(site, monkeypatch):
+    store = KernelStore(str(site.root / "kernels"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(site.cache))
+    env = site.server("srv/1.0")
+    launchers = {}
+    for name in ("venv-a", "venv-b"):
+        spec = {"argv": [str(site.root / "kernels" / name / LAUNCHER_NAME), "--", "-f", "{c}"],
+                "display_name": name, "language": "python",
+                "metadata": {"ozkernels": {"prefix": str(site.prefix)}}}
+        launchers[name] = Path(store.write(name, spec, launcher_files())) / LAUNCHER_NAME
+        for host in ("node1", "node2"):  # a Slurm kernel's memos on two nodes
+            rc, _, err, _ = site.launch({**env, "HOSTNAME": host}, ("pytool/1.0",),
+                                        launcher=launchers[name])
+            assert rc == 0, err
+    assert len(site.memos()) == 8
+    store.remove("venv-a")
+    left = site.memos()
+    assert len(left) == 4 and all("venv-b@" in p.name for p in left)
+    assert site.launch({**env, "HOSTNAME": "node1"}, ("pytool/1.0",),
+                       launcher=launchers["venv-b"])[3] == 0
+
+
+def test_stale_memos_are_pruned_at_most_daily(site):
+    env = site.server()
+    cache = site.cache / "ozkernels" / "launch"
+    cache.mkdir(parents=True)
+    day = 86400
+    now = time.time()
+
+    def put(name, age_days, kind="file"):
+        path = cache / name
+        if kind == "dir":
+            path.mkdir()
+        elif kind == "link":
+            (site.root / "target").write_text("")
+            path.symlink_to(site.root / "target")
+        else:
+            path.write_text("x")
+        os.utime(path, (now - age_days * day, now - age_days * day), follow_symlinks=False)
+        return path
+
+    stale = [put(n, 40) for n in ("%2Fgone%2Fk@node7.load", "%2Fgone%2Fk@node7.purge",
+                                   "%2Fgone@n.vars", "%2Fgone@n.123.t0", "%2Fgone@n.123.tmp",
+                                   "%2Fgone@n.77.err", "200-tail@n.load")]
+    kept = [put("%2Fnew@n.load", 1), put("notes.txt", 40), put("x@n.load.bak", 40),
+            put("x@n.loadx", 40), put("x@n.load", 40, "dir"), put("y@n.load", 40, "link"),
+            put(".hidden@n.load.1.t0x", 40)]
+    assert all(launchmemo.is_memo_name(p.name.encode()) for p in stale)
+    # The Python side agrees on the names (the dir and the link are kept for what they are).
+    assert not any(launchmemo.is_memo_name(p.name.encode()) for p in kept[1:4] + kept[6:])
+
+    def miss(**extra):
+        for p in site.memos():
+            if "venv-memo@" in p.name:
+                p.unlink()
+        rc, _, err, runs = site.launch({**env, **extra}, ("pytool/1.0",))
+        assert (rc, runs) == (0, 1), err
+
+    # A memo applied (a hit) never prunes.
+    miss(OZKERNELS_LAUNCH_CACHE_DAYS="0")
+    assert site.launch(env, ("pytool/1.0",))[3] == 0
+    assert all(p.exists() or p.is_symlink() for p in stale + kept)
+    miss()
+    assert not any(p.exists() for p in stale)
+    assert all(p.exists() or p.is_symlink() for p in kept)
+    # Once a day: the next miss leaves what turned stale since.
+    again = put("%2Fgone2@n.load", 40)
+    miss()
+    assert again.exists()
+    (cache / ".prune-stamp").write_text(f"{int(now) - day - 60}\n")
+    young = put("%2Fgone3@n.load", 3)
+    miss(OZKERNELS_LAUNCH_CACHE_DAYS="5")
+    assert not again.exists() and young.exists()
+    (cache / ".prune-stamp").write_text("garbage\n")
+    miss(OZKERNELS_LAUNCH_CACHE_DAYS="2")
+    assert not young.exists() and kept[0].exists()

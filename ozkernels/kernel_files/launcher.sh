@@ -19,8 +19,8 @@
 #
 # Every problem prints one line "ozkernels: kernel 'NAME': ..." on stderr and exits non-zero,
 # because Jupyter only shows (or logs) what a dying kernel printed.  Names and paths are data:
-# nothing is eval'ed except the module system's own output and export lines quoted by
-# ozkernels-conda-env-vars.py.
+# nothing is eval'ed except the module system's own output, export lines quoted by
+# ozkernels-conda-env-vars.py and this file's own last part (the memo write's functions).
 # Internal names start with _ozk_ so that sourced activate.d scripts are unlikely to clobber them
 # (conda env var names are upper-cased, as conda does, so they cannot).
 
@@ -218,7 +218,8 @@ _ozk_memo_reads=()
 
 # Sets _ozk_memo, the memo files' common path ('' when off or no cache dir is usable).
 _ozk_memo_init() {
-    local base=${XDG_CACHE_HOME:-${HOME:+$HOME/.cache}} self=$0 id
+    # Lengths in bytes, whatever the server's locale: a name must fit in 255 of them.
+    local base=${XDG_CACHE_HOME:-${HOME:+$HOME/.cache}} self=$0 id LC_ALL=C
     _ozk_memo=""
     [[ ${OZKERNELS_LAUNCH_CACHE:-1} != 0 && $base == /* ]] || return 0
     # mapfile -d, local -n and ${v@a} need bash 4.4; older shells just run the real step.
@@ -242,70 +243,22 @@ _ozk_memo_note() {
     done <<<"$1"
 }
 
-# Every exported variable as NAME -> +VALUE (the + tells an empty value from none).
-_ozk_memo_snapshot() {
-    local -n _ozk_snap=$1
-    local v
-    _ozk_snap=()
-    while IFS= read -r v; do
-        [[ $v == _ ]] || _ozk_snap["$v"]=+${!v}
-    done < <(compgen -e)
-}
-
-# The variables the files $@ (modulefiles, Lmod hooks; Lua when named *.lua, else Tcl) read
-# by a literal name, appended to _ozk_memo_reads; 1 when one reads a variable by a computed
-# name, runs a command or other code (what that reads is unknown), or cannot be read whole.
-# Lua comment lines are skipped; anything else that looks like a read counts (at worst a
-# needless key, or no memo).
-_ozk_memo_scan() {
-    local f text line rest tok nm='[A-Za-z_][A-Za-z0-9_]*' nl=$'\n'
+# Define the functions only a memo write needs (below the final exec: bash parses a script
+# as it runs it, so a start whose memos apply never reads them: 1 ms of parsing saved).
+# 1 when memos are off or the functions cannot be had.
+_ozk_memo_defs() {
+    local i src
     local -a lines
-    local lua_tok="(^|[^A-Za-z0-9_])(getenv|capture|subprocess|execute|popen|dofile|loadfile|require)([^A-Za-z0-9_].*|$)"
-    local lua_arg="^[[:space:]]*(\\([[:space:]]*(\"($nm)\"|'($nm)')[[:space:]]*\\)|\"($nm)\"|'($nm)')"
-    local tcl_tok="(^|[^A-Za-z0-9_])(env|getenv|global|exec|system)([^A-Za-z0-9_].*|$)"
-    local tcl_getenv="^[[:space:]]+(--return-value[[:space:]]+)?(\\{($nm)\\}|\"($nm)\"|($nm))([];[:space:]]|$)"
-    local tcl_source="(^|[[;{$nl])[[:space:]]*source[[:space:]]"
-    for f in "$@"; do
-        [[ -n $f && -e $f ]] || continue
-        [[ -f $f && -r $f ]] || return 1
-        # read stops at a NUL byte (and then succeeds): a file with one is not read whole.
-        ! IFS= read -r -d '' text <"$f" || return 1
-        if [[ $f == *.lua ]]; then
-            mapfile -t lines <<<"$text"
-            text=""
-            for line in "${lines[@]}"; do
-                [[ $line =~ ^[[:space:]]*-- ]] || text+=$line$nl
-            done
-            rest=$text
-            while [[ $rest =~ $lua_tok ]]; do
-                tok=${BASH_REMATCH[2]} rest=${BASH_REMATCH[3]}
-                [[ $tok == getenv || $tok == require ]] && [[ $rest =~ $lua_arg ]] || return 1
-                # require of a named Lua module (SitePackage.lua's "strict") is library code.
-                [[ $tok == require ]] ||
-                    _ozk_memo_reads+=("${BASH_REMATCH[3]}${BASH_REMATCH[4]}${BASH_REMATCH[5]}${BASH_REMATCH[6]}")
-            done
-        else
-            [[ ! $text =~ $tcl_source ]] || return 1
-            rest=$text
-            while [[ $rest =~ $tcl_tok ]]; do
-                tok=${BASH_REMATCH[2]} rest=${BASH_REMATCH[3]}
-                case $tok in
-                    env)
-                        [[ $rest =~ ^\(($nm)\) ]] || return 1
-                        _ozk_memo_reads+=("${BASH_REMATCH[1]}")
-                        ;;
-                    getenv)
-                        [[ $rest =~ $tcl_getenv ]] || return 1
-                        _ozk_memo_reads+=("${BASH_REMATCH[3]}${BASH_REMATCH[4]}${BASH_REMATCH[5]}")
-                        ;;
-                    # `global env` only makes env(X) visible in a proc: skip the names it lists.
-                    global) [[ $rest =~ ^([[:blank:]]+[A-Za-z0-9_:]+)+ ]] && rest=${rest:${#BASH_REMATCH[0]}} ;;
-                    *) return 1 ;;
-                esac
-            done
-        fi
+    [[ -n $_ozk_memo ]] || return 1
+    [[ -z ${_ozk_memo_defined-} ]] || return 0
+    mapfile -t lines <"$_ozk_memo_self" 2>/dev/null || return 1
+    # From the end: the marker is near it (and a pattern match on the whole text is quadratic).
+    for ((i = ${#lines[@]} - 1; i >= 0; i--)); do
+        [[ ${lines[i]} != "# @ozk-memo-write" ]] || break
     done
-    return 0
+    ((i >= 0)) || return 1
+    printf -v src '%s\n' "${lines[@]:i+1}"
+    eval "$src" && _ozk_memo_defined=1
 }
 
 # A memo is NUL-separated fields (read with mapfile, never executed): a header, the id it was
@@ -378,114 +331,6 @@ _ozk_memo_apply() {
     return 0
 }
 
-# Start recording: the time reference and the variables before the real step.
-_ozk_memo_begin() {
-    _ozk_memo_t0=""
-    _ozk_memo_dir || return 0
-    _ozk_memo_t0="$_ozk_memo.$$.t0"
-    if ! : 2>/dev/null >"$_ozk_memo_t0"; then
-        _ozk_memo_t0=""
-        return 0
-    fi
-    declare -gA _ozk_memo_before=()
-    _ozk_memo_snapshot _ozk_memo_before
-    _ozk_memo_fns=$(declare -F)
-    _ozk_memo_cfg="${!LMOD_@} ${!MODULES@}"
-}
-
-# Watch a path: it must still be there and unchanged (or still absent) for the memo to apply.
-_ozk_memo_watch_path() {
-    [[ -n $1 ]] && _ozk_memo_watch+=("$1")
-}
-
-# After a successful real step: write the memo (silently skipped when anything is unusual).
-_ozk_memo_end() {
-    [[ -n $_ozk_memo && -n $_ozk_memo_t0 ]] || return 0
-    if [[ -z ${_ozk_memo_ok:-} ]]; then
-        rm -f -- "$_ozk_memo_t0"
-        return 0
-    fi
-    local -A after=() seen=()
-    local -a written=() inputs=() mw=() ma=() mps=() files=() out=()
-    local n d m part tmp="$_ozk_memo.$$.tmp"
-    _ozk_memo_snapshot after
-    # Functions or a new working dir cannot be replayed from variables: no memo then.
-    if [[ $(declare -F) != "$_ozk_memo_fns" || ${after[PWD]-} != "${_ozk_memo_before[PWD]-}" ]]; then
-        rm -f -- "$_ozk_memo_t0"
-        return 0
-    fi
-    for n in "${!after[@]}" "${!_ozk_memo_before[@]}"; do
-        [[ ${after[$n]-} == "${_ozk_memo_before[$n]-}" ]] || _ozk_memo_written+=("$n")
-    done
-    for n in MODULEPATH LOADEDMODULES _LMFILES_ "${_ozk_memo_written[@]}"; do
-        [[ -z ${seen[$n]-} ]] || continue
-        seen[$n]=1
-        if [[ $n != [A-Za-z_]* || $n == *[!A-Za-z0-9_]* || ${!n@a} == *r* ]]; then
-            rm -f -- "$_ozk_memo_t0"
-            return 0
-        fi
-        written+=("$n" "${_ozk_memo_before[$n]--}" "${after[$n]--}")
-    done
-    # The modulefiles read (the server's and the kernel's), every MODULEPATH dir before and
-    # after, and in each the dirs a recorded module's name goes through (a new modulefile
-    # there, which could shadow the one loaded, changes their mtime).
-    IFS=: read -ra mps <<<"${_ozk_memo_before[MODULEPATH]#+}:${MODULEPATH-}:$_ozk_modulepath"
-    IFS=: read -ra files <<<"${_ozk_memo_before[_LMFILES_]#+}:${_LMFILES_-}"
-    # Inputs the step reads: the module systems' settings, the user, and what the modulefiles
-    # and hooks read (values before the step; unknowable reads: no memo).
-    _ozk_memo_reads=()
-    if ! _ozk_memo_scan "${files[@]}" "${_ozk_memo_hooks[@]}"; then
-        rm -f -- "$_ozk_memo_t0"
-        return 0
-    fi
-    for n in HOME USER $_ozk_memo_cfg "${_ozk_memo_reads[@]}"; do
-        [[ -z ${seen[$n]-} ]] || continue
-        seen[$n]=1
-        # A read-only name (UID, PPID, ...) could never be checked: no memo.
-        if [[ ${!n@a} == *r* ]]; then
-            rm -f -- "$_ozk_memo_t0"
-            return 0
-        fi
-        inputs+=("$n" "${_ozk_memo_before[$n]--}")
-    done
-    _ozk_memo_watch+=("$0" "${files[@]}")
-    for d in "${mps[@]}"; do
-        [[ -n $d ]] || continue
-        _ozk_memo_watch+=("$d")
-        [[ $1 == load ]] || continue
-        for m in "${_ozk_modules[@]}"; do
-            part=$d
-            while [[ $m == */* ]]; do
-                part+=/${m%%/*}
-                m=${m#*/}
-                [[ -d $part ]] || break
-                _ozk_memo_watch+=("$part" "$part/.modulerc.lua" "$part/.modulerc" "$part/.version")
-            done
-            [[ -d $part/$m ]] && _ozk_memo_watch+=("$part/$m")
-        done
-    done
-    for n in "${_ozk_memo_watch[@]}"; do
-        [[ -n $n && -z ${seen["/$n"]-} ]] || continue
-        seen["/$n"]=1
-        if [[ -e $n ]]; then
-            # Changed while being recorded (or a clock ahead): the memo would never apply.
-            if [[ ! $n -ot $_ozk_memo_t0 ]]; then
-                rm -f -- "$_ozk_memo_t0"
-                return 0
-            fi
-            mw+=("$n")
-        elif [[ ! -L $n ]]; then
-            ma+=("$n")
-        fi
-    done
-    # shellcheck disable=SC2034 # written through _ozk_memo_write's nameref
-    out=("ozkernels-launch-memo $_ozk_memo_version" "${#_ozk_memo_id[@]}" "${_ozk_memo_id[@]}"
-        $((${#written[@]} / 3)) "${written[@]}" $((${#inputs[@]} / 2)) "${inputs[@]}"
-        "$_ozk_memo_cfg" "${#mw[@]}" "${mw[@]}" "${#ma[@]}" "${ma[@]}" "$_ozk_memo_err" end)
-    _ozk_memo_write "$tmp" "$_ozk_memo_f" out
-    return 0
-}
-
 # Run a module step (purge or load) through its memo: applied when valid, else the real step
 # runs and is recorded.  The two are remembered apart, so a change to the kernel's modules
 # costs one Lmod run (the load), and so does a server with other modules (the purge).
@@ -496,10 +341,14 @@ _ozk_memo_step() {
         "$_ozk_lmod_arg" "$_ozk_tmod_arg")
     [[ $1 == purge ]] ||
         _ozk_memo_id+=("$_ozk_modulepath" "${#_ozk_modules[@]}" "${_ozk_modules[@]}")
-    if ! _ozk_memo_apply; then
+    if _ozk_memo_apply; then
+        return 0
+    elif _ozk_memo_defs; then
         _ozk_memo_begin
         "$2"
         _ozk_memo_end "$1"
+    else
+        "$2"
     fi
 }
 
@@ -639,64 +488,6 @@ _ozk_vars_apply() {
     return 0
 }
 
-_ozk_vars_begin() {
-    _ozk_memo_errf="" _ozk_memo_t0=""
-    _ozk_memo_dir || return 0
-    _ozk_memo_t0="$_ozk_memo.$$.t0"
-    _ozk_memo_errf="$_ozk_memo.$$.err"
-    if ! : 2>/dev/null >"$_ozk_memo_t0" || ! : 2>/dev/null >"$_ozk_memo_errf"; then
-        rm -f -- "$_ozk_memo_t0" "$_ozk_memo_errf"
-        _ozk_memo_errf="" _ozk_memo_t0=""
-    fi
-}
-
-_ozk_vars_end() {
-    [[ -n $_ozk_memo_t0 ]] || return 0
-    local v err tmp="$_ozk_memo.$$.tmp" d=$_ozk_prefix/etc/conda/env_vars.d
-    local -a mw=() ma=() out=()
-    err=$(<"$_ozk_memo_errf")
-    rm -f -- "$_ozk_memo_errf"
-    [[ -z $err ]] || printf '%s\n' "$err" >&2
-    for v in "$0" "${_ozk_self%/*}/$_ozk_env_vars_py" "$_ozk_python" "$_ozk_prefix/conda-meta/state" "$d" "$d"/*; do
-        if [[ -e $v ]]; then
-            if [[ ! $v -ot $_ozk_memo_t0 ]]; then
-                rm -f -- "$_ozk_memo_t0"
-                return 0
-            fi
-            mw+=("$v")
-        elif [[ ! -L $v && $v != "$d/*" ]]; then
-            ma+=("$v")
-        fi
-    done
-    # shellcheck disable=SC2034 # written through _ozk_memo_write's nameref
-    out=("ozkernels-conda-vars-memo $_ozk_memo_version" "$0" "$_ozk_python" "$_ozk_prefix"
-        "$_ozk_code" "$err" "${#mw[@]}" "${mw[@]}" "${#ma[@]}" "${ma[@]}" end)
-    _ozk_memo_write "$tmp" "$_ozk_memo.vars" out
-}
-
-# Create the memo dir (private) if needed; 1 when there is no usable one.
-_ozk_memo_dir() {
-    local dir=${_ozk_memo%/*}
-    [[ -n $_ozk_memo ]] || return 1
-    if [[ ! -d $dir ]]; then
-        mkdir -p -- "${dir%/*}" 2>/dev/null && mkdir -m 700 -- "$dir" 2>/dev/null
-    fi
-    [[ -d $dir && -O $dir && -w $dir ]]
-}
-
-# Write the fields of the array named $3 to a memo atomically, its mtime the recording's start.
-_ozk_memo_write() {
-    local tmp=$1 dest=$2
-    local -n fields=$3
-    if printf '%s\0' "${fields[@]}" 2>/dev/null >"$tmp" &&
-        touch -r "$_ozk_memo_t0" -- "$tmp" 2>/dev/null; then
-        mv -f -- "$tmp" "$dest" 2>/dev/null || rm -f -- "$tmp"
-    else
-        rm -f -- "$tmp"
-    fi
-    rm -f -- "$_ozk_memo_t0"
-}
-
 # conda sorts activate.d scripts by code point, as the C collation does.
 _ozk_activate_scripts() {
     local LC_ALL=C
@@ -834,7 +625,8 @@ case $_ozk_kind in
         _ozk_vars=("$_ozk_prefix"/etc/conda/env_vars.d/*)
         if [[ -e ${_ozk_vars[0]} || -f $_ozk_prefix/conda-meta/state ]]; then
             if ! _ozk_vars_apply; then
-                _ozk_vars_begin
+                _ozk_memo_errf="" _ozk_memo_t0=""
+                ! _ozk_memo_defs || _ozk_vars_begin
                 # An R-only env has no Python of its own: any python3 reads the JSON as well.
                 _ozk_json_py=$_ozk_python
                 if [[ -z $_ozk_json_py || ! -f $_ozk_json_py || ! -x $_ozk_json_py ]]; then
@@ -844,7 +636,7 @@ case $_ozk_kind in
                 # The helper sits next to this launcher in the kernel dir (argv[0] is absolute).
                 _ozk_code=$("$_ozk_json_py" -I -S "${_ozk_self%/*}/$_ozk_env_vars_py" "$_ozk_prefix" 2>"${_ozk_memo_errf:-/dev/stderr}") ||
                     _ozk_die "could not read the conda env vars of '$_ozk_prefix' with '$_ozk_json_py' (exit status $?); check $_ozk_prefix/conda-meta/state and etc/conda/env_vars.d"
-                _ozk_vars_end
+                [[ -z $_ozk_memo_t0 ]] || _ozk_vars_end
             fi
             eval "$_ozk_code"
         fi
@@ -886,4 +678,262 @@ if ((_ozk_exec)); then
     fi
     exec "$@"
 fi
+# shellcheck disable=SC2093 # only definitions follow (a failed exec ends a script)
 exec "$_ozk_python" -m ipykernel_launcher "$@"
+
+# ---------------------------------------------------------------- what a memo write needs
+# Only function definitions: _ozk_memo_defs reads them from the line after the marker on.
+# @ozk-memo-write
+# Every exported variable as NAME -> +VALUE (the + tells an empty value from none).
+_ozk_memo_snapshot() {
+    local -n _ozk_snap=$1
+    local v
+    _ozk_snap=()
+    while IFS= read -r v; do
+        [[ $v == _ ]] || _ozk_snap["$v"]=+${!v}
+    done < <(compgen -e)
+}
+
+# Start recording: the time reference and the variables before the real step.
+_ozk_memo_begin() {
+    _ozk_memo_t0=""
+    _ozk_memo_dir || return 0
+    _ozk_memo_t0="$_ozk_memo.$$.t0"
+    if ! : 2>/dev/null >"$_ozk_memo_t0"; then
+        _ozk_memo_t0=""
+        return 0
+    fi
+    declare -gA _ozk_memo_before=()
+    _ozk_memo_snapshot _ozk_memo_before
+    _ozk_memo_fns=$(declare -F)
+    _ozk_memo_cfg="${!LMOD_@} ${!MODULES@}"
+}
+
+# Watch a path: it must still be there and unchanged (or still absent) for the memo to apply.
+_ozk_memo_watch_path() {
+    [[ -n $1 ]] && _ozk_memo_watch+=("$1")
+}
+
+# After a successful real step: write the memo (silently skipped when anything is unusual).
+_ozk_memo_end() {
+    [[ -n $_ozk_memo && -n $_ozk_memo_t0 ]] || return 0
+    if [[ -z ${_ozk_memo_ok:-} ]]; then
+        rm -f -- "$_ozk_memo_t0"
+        return 0
+    fi
+    local -A after=() seen=()
+    local -a written=() inputs=() mw=() ma=() mps=() files=() out=()
+    local n d m part tmp="$_ozk_memo.$$.tmp"
+    _ozk_memo_snapshot after
+    # Functions or a new working dir cannot be replayed from variables: no memo then.
+    if [[ $(declare -F) != "$_ozk_memo_fns" || ${after[PWD]-} != "${_ozk_memo_before[PWD]-}" ]]; then
+        rm -f -- "$_ozk_memo_t0"
+        return 0
+    fi
+    for n in "${!after[@]}" "${!_ozk_memo_before[@]}"; do
+        [[ ${after[$n]-} == "${_ozk_memo_before[$n]-}" ]] || _ozk_memo_written+=("$n")
+    done
+    for n in MODULEPATH LOADEDMODULES _LMFILES_ "${_ozk_memo_written[@]}"; do
+        [[ -z ${seen[$n]-} ]] || continue
+        seen[$n]=1
+        if [[ $n != [A-Za-z_]* || $n == *[!A-Za-z0-9_]* || ${!n@a} == *r* ]]; then
+            rm -f -- "$_ozk_memo_t0"
+            return 0
+        fi
+        written+=("$n" "${_ozk_memo_before[$n]--}" "${after[$n]--}")
+    done
+    # The modulefiles read (the server's and the kernel's), every MODULEPATH dir before and
+    # after, and in each the dirs a recorded module's name goes through (a new modulefile
+    # there, which could shadow the one loaded, changes their mtime).
+    IFS=: read -ra mps <<<"${_ozk_memo_before[MODULEPATH]#+}:${MODULEPATH-}:$_ozk_modulepath"
+    IFS=: read -ra files <<<"${_ozk_memo_before[_LMFILES_]#+}:${_LMFILES_-}"
+    # Inputs the step reads: the module systems' settings, the user, and what the modulefiles
+    # and hooks read (values before the step; unknowable reads: no memo).
+    _ozk_memo_reads=()
+    if ! _ozk_memo_scan "${files[@]}" "${_ozk_memo_hooks[@]}"; then
+        rm -f -- "$_ozk_memo_t0"
+        return 0
+    fi
+    for n in HOME USER $_ozk_memo_cfg "${_ozk_memo_reads[@]}"; do
+        [[ -z ${seen[$n]-} ]] || continue
+        seen[$n]=1
+        # A read-only name (UID, PPID, ...) could never be checked: no memo.
+        if [[ ${!n@a} == *r* ]]; then
+            rm -f -- "$_ozk_memo_t0"
+            return 0
+        fi
+        inputs+=("$n" "${_ozk_memo_before[$n]--}")
+    done
+    _ozk_memo_watch+=("$0" "${files[@]}")
+    for d in "${mps[@]}"; do
+        [[ -n $d ]] || continue
+        _ozk_memo_watch+=("$d")
+        [[ $1 == load ]] || continue
+        for m in "${_ozk_modules[@]}"; do
+            part=$d
+            while [[ $m == */* ]]; do
+                part+=/${m%%/*}
+                m=${m#*/}
+                [[ -d $part ]] || break
+                _ozk_memo_watch+=("$part" "$part/.modulerc.lua" "$part/.modulerc" "$part/.version")
+            done
+            [[ -d $part/$m ]] && _ozk_memo_watch+=("$part/$m")
+        done
+    done
+    for n in "${_ozk_memo_watch[@]}"; do
+        [[ -n $n && -z ${seen["/$n"]-} ]] || continue
+        seen["/$n"]=1
+        if [[ -e $n ]]; then
+            # Changed while being recorded (or a clock ahead): the memo would never apply.
+            if [[ ! $n -ot $_ozk_memo_t0 ]]; then
+                rm -f -- "$_ozk_memo_t0"
+                return 0
+            fi
+            mw+=("$n")
+        elif [[ ! -L $n ]]; then
+            ma+=("$n")
+        fi
+    done
+    # shellcheck disable=SC2034 # written through _ozk_memo_write's nameref
+    out=("ozkernels-launch-memo $_ozk_memo_version" "${#_ozk_memo_id[@]}" "${_ozk_memo_id[@]}"
+        $((${#written[@]} / 3)) "${written[@]}" $((${#inputs[@]} / 2)) "${inputs[@]}"
+        "$_ozk_memo_cfg" "${#mw[@]}" "${mw[@]}" "${#ma[@]}" "${ma[@]}" "$_ozk_memo_err" end)
+    _ozk_memo_write "$tmp" "$_ozk_memo_f" out
+    return 0
+}
+
+_ozk_vars_begin() {
+    _ozk_memo_errf="" _ozk_memo_t0=""
+    _ozk_memo_dir || return 0
+    _ozk_memo_t0="$_ozk_memo.$$.t0"
+    _ozk_memo_errf="$_ozk_memo.$$.err"
+    if ! : 2>/dev/null >"$_ozk_memo_t0" || ! : 2>/dev/null >"$_ozk_memo_errf"; then
+        rm -f -- "$_ozk_memo_t0" "$_ozk_memo_errf"
+        _ozk_memo_errf="" _ozk_memo_t0=""
+    fi
+}
+
+_ozk_vars_end() {
+    [[ -n $_ozk_memo_t0 ]] || return 0
+    local v err tmp="$_ozk_memo.$$.tmp" d=$_ozk_prefix/etc/conda/env_vars.d
+    local -a mw=() ma=() out=()
+    err=$(<"$_ozk_memo_errf")
+    rm -f -- "$_ozk_memo_errf"
+    [[ -z $err ]] || printf '%s\n' "$err" >&2
+    for v in "$0" "${_ozk_self%/*}/$_ozk_env_vars_py" "$_ozk_python" "$_ozk_prefix/conda-meta/state" "$d" "$d"/*; do
+        if [[ -e $v ]]; then
+            if [[ ! $v -ot $_ozk_memo_t0 ]]; then
+                rm -f -- "$_ozk_memo_t0"
+                return 0
+            fi
+            mw+=("$v")
+        elif [[ ! -L $v && $v != "$d/*" ]]; then
+            ma+=("$v")
+        fi
+    done
+    # shellcheck disable=SC2034 # written through _ozk_memo_write's nameref
+    out=("ozkernels-conda-vars-memo $_ozk_memo_version" "$0" "$_ozk_python" "$_ozk_prefix"
+        "$_ozk_code" "$err" "${#mw[@]}" "${mw[@]}" "${#ma[@]}" "${ma[@]}" end)
+    _ozk_memo_write "$tmp" "$_ozk_memo.vars" out
+}
+
+# Create the memo dir (private) if needed; 1 when there is no usable one.
+_ozk_memo_dir() {
+    local dir=${_ozk_memo%/*}
+    [[ -n $_ozk_memo ]] || return 1
+    if [[ ! -d $dir ]]; then
+        mkdir -p -- "${dir%/*}" 2>/dev/null && mkdir -m 700 -- "$dir" 2>/dev/null
+    fi
+    [[ -d $dir && -O $dir && -w $dir ]]
+}
+
+# Write the fields of the array named $3 to a memo atomically, its mtime the recording's start.
+_ozk_memo_write() {
+    local tmp=$1 dest=$2
+    local -n fields=$3
+    if printf '%s\0' "${fields[@]}" 2>/dev/null >"$tmp" &&
+        touch -r "$_ozk_memo_t0" -- "$tmp" 2>/dev/null; then
+        mv -f -- "$tmp" "$dest" 2>/dev/null || rm -f -- "$tmp"
+    else
+        rm -f -- "$tmp"
+    fi
+    rm -f -- "$_ozk_memo_t0"
+    _ozk_memo_prune
+}
+
+# The variables the files $@ (modulefiles, Lmod hooks; Lua when named *.lua, else Tcl) read
+# by a literal name, appended to _ozk_memo_reads; 1 when one reads a variable by a computed
+# name, runs a command or other code (what that reads is unknown), or cannot be read whole.
+# Lua comment lines are skipped; anything else that looks like a read counts (at worst a
+# needless key, or no memo).
+_ozk_memo_scan() {
+    local f text line rest tok nm='[A-Za-z_][A-Za-z0-9_]*' nl=$'\n'
+    local -a lines
+    local lua_tok="(^|[^A-Za-z0-9_])(getenv|capture|subprocess|execute|popen|dofile|loadfile|require)([^A-Za-z0-9_].*|$)"
+    local lua_arg="^[[:space:]]*(\\([[:space:]]*(\"($nm)\"|'($nm)')[[:space:]]*\\)|\"($nm)\"|'($nm)')"
+    local tcl_tok="(^|[^A-Za-z0-9_])(env|getenv|global|exec|system)([^A-Za-z0-9_].*|$)"
+    local tcl_getenv="^[[:space:]]+(--return-value[[:space:]]+)?(\\{($nm)\\}|\"($nm)\"|($nm))([];[:space:]]|$)"
+    local tcl_source="(^|[[;{$nl])[[:space:]]*source[[:space:]]"
+    for f in "$@"; do
+        [[ -n $f && -e $f ]] || continue
+        [[ -f $f && -r $f ]] || return 1
+        # read stops at a NUL byte (and then succeeds): a file with one is not read whole.
+        ! IFS= read -r -d '' text <"$f" || return 1
+        if [[ $f == *.lua ]]; then
+            mapfile -t lines <<<"$text"
+            text=""
+            for line in "${lines[@]}"; do
+                [[ $line =~ ^[[:space:]]*-- ]] || text+=$line$nl
+            done
+            rest=$text
+            while [[ $rest =~ $lua_tok ]]; do
+                tok=${BASH_REMATCH[2]} rest=${BASH_REMATCH[3]}
+                [[ $tok == getenv || $tok == require ]] && [[ $rest =~ $lua_arg ]] || return 1
+                # require of a named Lua module (SitePackage.lua's "strict") is library code.
+                [[ $tok == require ]] ||
+                    _ozk_memo_reads+=("${BASH_REMATCH[3]}${BASH_REMATCH[4]}${BASH_REMATCH[5]}${BASH_REMATCH[6]}")
+            done
+        else
+            [[ ! $text =~ $tcl_source ]] || return 1
+            rest=$text
+            while [[ $rest =~ $tcl_tok ]]; do
+                tok=${BASH_REMATCH[2]} rest=${BASH_REMATCH[3]}
+                case $tok in
+                    env)
+                        [[ $rest =~ ^\(($nm)\) ]] || return 1
+                        _ozk_memo_reads+=("${BASH_REMATCH[1]}")
+                        ;;
+                    getenv)
+                        [[ $rest =~ $tcl_getenv ]] || return 1
+                        _ozk_memo_reads+=("${BASH_REMATCH[3]}${BASH_REMATCH[4]}${BASH_REMATCH[5]}")
+                        ;;
+                    # `global env` only makes env(X) visible in a proc: skip the names it lists.
+                    global) [[ $rest =~ ^([[:blank:]]+[A-Za-z0-9_:]+)+ ]] && rest=${rest:${#BASH_REMATCH[0]}} ;;
+                    *) return 1 ;;
+                esac
+            done
+        fi
+    done
+    return 0
+}
+
+# Memos not read nor written for OZKERNELS_LAUNCH_CACHE_DAYS days (default 30; 0: kept) go:
+# those of removed kernel dirs, of nodes a Slurm kernel no longer runs on.  At most once a
+# day (the time of the last run is in a stamp file), after a memo was written, with one find
+# that removes only files named as memos and their temporary files are.
+_ozk_memo_prune() {
+    local dir=${_ozk_memo%/*} days=${OZKERNELS_LAUNCH_CACHE_DAYS:-30} now last=""
+    [[ $days != *[!0-9]* && ${#days} -lt 6 ]] || days=30
+    ((days > 0)) || return 0
+    printf -v now '%(%s)T' -1
+    { IFS= read -r last <"$dir/.prune-stamp"; } 2>/dev/null
+    if [[ -n $last && $last != *[!0-9]* && ${#last} -lt 12 ]] && ((last <= now && now - last < 86400)); then
+        return 0
+    fi
+    printf '%s\n' "$now" 2>/dev/null >"$dir/.prune-stamp" || return 0
+    find "$dir" -mindepth 1 -maxdepth 1 -type f \( -name '*@*.purge' -o -name '*@*.load' -o \
+        -name '*@*.vars' -o -name '*@*.[0-9]*.t0' -o -name '*@*.[0-9]*.tmp' -o \
+        -name '*@*.[0-9]*.err' \) -mmin +$((days * 1440)) -amin +$((days * 1440)) -delete \
+        </dev/null >/dev/null 2>&1
+    return 0
+}
