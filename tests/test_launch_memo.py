@@ -10,10 +10,14 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from ozktest.generated import dir_names, examples
 
 from ozkernels import launchmemo
 from ozkernels.kernel_files import launcher_files, read
@@ -553,3 +557,39 @@ def test_stale_memos_are_pruned_at_most_daily(site):
     (cache / ".prune-stamp").write_text("garbage\n")
     miss(OZKERNELS_LAUNCH_CACHE_DAYS="2")
     assert not young.exists() and kept[0].exists()
+
+
+@pytest.fixture
+def conda_site(site):
+    """A conda-layout env with env vars to read, and an interpreter that stands in for ipykernel."""
+    prefix = site.root / "conda-gen"
+    (prefix / "conda-meta").mkdir(parents=True)
+    (prefix / "conda-meta" / "state").write_text(json.dumps({"env_vars": {"X": "1"}}))
+    python = prefix / "bin" / "python"
+    python.parent.mkdir()
+    python.write_text('#!/bin/sh\nif [ "$1 $2" = "-m ipykernel_launcher" ]; then exit 0; fi\n'
+                      f'exec {sys.executable} "$@"\n')
+    python.chmod(0o755)
+    return site, prefix, python
+
+
+@settings(max_examples=examples(12))
+@given(name=dir_names, pad=st.integers(0, 160))
+def test_generated_kernel_dirs_get_the_memo_names_python_expects(conda_site, name, pad):
+    site, prefix, python = conda_site
+    name = "%2F" + name + "x" * pad  # our own escape in it; long enough, at times, to be cut
+    while len(os.fsencode(name)) > 255:
+        name = name[:-1]
+    kdir = Path(tempfile.mkdtemp(dir=site.root / "kernels")) / name
+    kdir.mkdir()
+    for filename, data in launcher_files("conda").items():
+        (kdir / filename).write_bytes(data)
+    (kdir / LAUNCHER_NAME).chmod(0o755)
+    env = {**site.server(), "HOSTNAME": "node1"}
+    cp = subprocess.run([str(kdir / LAUNCHER_NAME), "--kind", "conda", "--prefix", str(prefix),
+                         "--python", str(python), "--", "-f", "c.json"],
+                        env=env, cwd=site.root, capture_output=True, timeout=60, check=False)
+    assert cp.returncode == 0, cp.stderr
+    expected = launchmemo.memo_id(str(kdir)) + b"@node1.vars"
+    assert expected in {os.fsencode(p.name) for p in site.memos()}
+    assert launchmemo.forget([str(kdir)], env) == [os.fsdecode(expected)]
