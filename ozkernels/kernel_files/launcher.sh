@@ -251,6 +251,9 @@ _ozk_memo_defs() {
     local -a lines
     [[ -n $_ozk_memo ]] || return 1
     [[ -z ${_ozk_memo_defined-} ]] || return 0
+    # A sync replaces the file by a rename: bash goes on reading the one it opened (Linux: fd
+    # 255), whose tail must be the one defined, so a replaced one gives no memo this time.
+    [[ ! -e /proc/$$/fd/255 || /proc/$$/fd/255 -ef $_ozk_memo_self ]] || return 1
     mapfile -t lines <"$_ozk_memo_self" 2>/dev/null || return 1
     # From the end: the marker is near it (and a pattern match on the whole text is quadratic).
     for ((i = ${#lines[@]} - 1; i >= 0; i--)); do
