@@ -207,8 +207,10 @@ _ozk_tmod_run() {
 # `info exists`, getenv X).  A file that reads one by a computed name (os.getenv(v), $env($v),
 # `array get env`, os.getenv through a helper), runs a command (capture, execute, exec, ...)
 # or loads other code (dofile, Tcl source; a named Lua require is library code) gets no memo:
-# that step runs for real at every start.  Not keyed: what rc files (.modulerc, .version,
-# Environment Modules' siteconfig.tcl) and required Lua libraries read, and the time.
+# that step runs for real at every start (isloaded and the like read LOADEDMODULES and
+# _LMFILES_, keyed as written).  Not keyed: what rc files (.modulerc, .version, Environment
+# Modules' siteconfig.tcl) and required Lua libraries read, and the time.  Memos unused for
+# OZKERNELS_LAUNCH_CACHE_DAYS go (_ozk_memo_prune), a removed kernel's at once (launchmemo.py).
 _ozk_memo_version=2
 _ozk_memo="" _ozk_memo_err="" _ozk_memo_t0=""
 _ozk_memo_written=()
