@@ -593,3 +593,16 @@ def test_generated_kernel_dirs_get_the_memo_names_python_expects(conda_site, nam
     expected = launchmemo.memo_id(str(kdir)) + b"@node1.vars"
     assert expected in {os.fsencode(p.name) for p in site.memos()}
     assert launchmemo.forget([str(kdir)], env) == [os.fsdecode(expected)]
+
+
+def test_a_byte_that_is_not_utf8_hides_no_read(site):
+    # In a UTF-8 locale a regex stops at such a byte: the reads after it must still be seen.
+    path = site.module("scratch/1.0", "")
+    path.write_bytes(b'setenv("B", os.getenv("SLURM_JOB_PARTITION") or "none")\n'
+                     b'local junk = "\xff\xfe"\nlocal v = "SLURM_JOB_ID"\n'
+                     b'setenv("SCRATCH", "/tmp/" .. (os.getenv(v) or "none"))\n')
+    env = {**site.server(), "LC_ALL": "C.UTF-8"}
+    for job in ("11", "12"):
+        rc, kenv, err, runs = site.launch({**env, "SLURM_JOB_ID": job}, ("scratch/1.0",))
+        assert (rc, kenv["SCRATCH"], runs) == (0, f"/tmp/{job}", 1), err
+    assert not site.memos()
