@@ -7,6 +7,7 @@ import json
 import os
 import re
 import unicodedata
+from functools import lru_cache
 from typing import Any
 
 from .environment import Environment, WrappedSpec
@@ -124,11 +125,17 @@ def launcher_argv(env: Environment, launcher: str, kernel_name: str, module_syst
     return [*argv, "--", "-f", "{connection_file}"]
 
 
+# A sync seals hundreds of specs with the same launcher bytes: hash each content once.
+@lru_cache(maxsize=256)
+def _digest(data: bytes) -> bytes:
+    return hashlib.sha256(data).digest()
+
+
 def fingerprint(spec: dict[str, Any], files: dict[str, bytes]) -> str:
     """A hash of everything that makes a spec what it is, its executable files included."""
     h = hashlib.sha256(json.dumps(spec, sort_keys=True).encode())
     for name in sorted(files):
-        h.update(name.encode() + b"\0" + files[name])
+        h.update(name.encode() + b"\0" + _digest(files[name]))
     return h.hexdigest()[:16]
 
 

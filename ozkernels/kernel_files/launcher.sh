@@ -710,11 +710,6 @@ _ozk_memo_begin() {
     _ozk_memo_cfg="${!LMOD_@} ${!MODULES@}"
 }
 
-# Watch a path: it must still be there and unchanged (or still absent) for the memo to apply.
-_ozk_memo_watch_path() {
-    [[ -n $1 ]] && _ozk_memo_watch+=("$1")
-}
-
 # After a successful real step: write the memo (silently skipped when anything is unusual).
 _ozk_memo_end() {
     [[ -n $_ozk_memo && -n $_ozk_memo_t0 ]] || return 0
