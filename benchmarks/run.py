@@ -15,7 +15,7 @@ Sections:
   5. kernel start on a login node: the server has modules loaded and no `module` function, the
      site a large EasyBuild-like Lmod hierarchy (default 3,000 modulefiles); launcher
      time-to-exec with and without the launch memo, start-to-ready of ozkernels' venv, conda
-     and module kernels next to plain specs, interleaved (`--only loginnode`, about 3 minutes);
+     and module kernels next to plain specs and same-env controls (`--only loginnode`, ~7 minutes);
   6. the server extension's change detection on the synthetic site: paths and time of the quick
      check (every second) and the full one, and creation/deletion of a venv to the
      kernelspecs-changed event (`--only watch`; also `python3 benchmarks/watch.py`).
