@@ -218,10 +218,15 @@ def time_to_exec(p: dict, runs: int) -> dict:
 
 
 def kernel_env(p: dict, kind: str) -> dict[str, str]:
-    """The environment an ozkernels kernel gets (the stand-in prints it)."""
-    argv = _argv(p["kernels"], p["kinds"][f"ozk_{kind}"], p["site"].root, "exec env -0")
-    proc = subprocess.run(argv, env=p["env"], capture_output=True, timeout=120, check=True)
-    return dict(x.split("=", 1) for x in proc.stdout.decode().split("\0") if "=" in x)
+    """The environment an ozkernels kernel gets (the stand-in prints it; run once per kind)."""
+    seen = p.setdefault("kernel_envs", {})
+    if kind not in seen:
+        argv = _argv(p["kernels"], p["kinds"][f"ozk_{kind}"], p["site"].root, "exec env -0")
+        proc = subprocess.run(argv, env=p["env"], capture_output=True, timeout=120, check=True)
+        env = dict(x.split("=", 1) for x in proc.stdout.decode().split("\0") if "=" in x)
+        env.pop("_", None)  # the shell's last command, not the kernel's environment
+        seen[kind] = env
+    return dict(seen[kind])
 
 
 def same_env_specs(p: dict) -> None:
@@ -232,7 +237,6 @@ def same_env_specs(p: dict) -> None:
         if f"ozk_{kind}" not in p["kinds"]:
             continue
         kenv = kernel_env(p, kind)
-        kenv.pop("_", None)
         plain = json.loads((p["kernels"] / p["kinds"][f"plain_{kind}"] / "kernel.json")
                            .read_text())
         unset = [a for k in sorted(set(p["env"]) - set(kenv)) for a in ("-u", k)]
@@ -257,7 +261,6 @@ def import_times(p: dict, runs: int) -> dict:
                            .read_text())
         argv = [plain["argv"][0], "-c", "import ipykernel.kernelapp"]
         kenv = kernel_env(p, kind)
-        kenv.pop("_", None)
         cmds[f"plain:{kind}"] = (argv, {**p["env"], **plain.get("env", {})})
         cmds[f"kernel:{kind}"] = (argv, kenv)
     times: dict[str, list[float]] = {k: [] for k in cmds}
